@@ -1,0 +1,1 @@
+"""The gembus service bus: guard, SOAP envelopes and faults, identity, the mediator pipeline."""

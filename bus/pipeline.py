@@ -1,0 +1,162 @@
+"""The mediator pipeline: every step is ``step(msg, ctx) -> msg`` and the order is one list.
+
+    guard -> identify -> validate -> dispatch -> validate_response
+
+Any exception leaves through :func:`fault_for`, the one fault boundary: gembus errors keep
+their code, anything else becomes a generic ``Server`` fault whose traceback is logged, never
+sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from bus.contracts import Contract
+from bus.guard import GuardedRequest, Limits, check_request
+from bus.soap import Fault, SoapVersion
+from bus.wsse import Authenticator
+from gembus.context import RequestContext
+from gembus.errors import (
+    AuthenticationError,
+    GembusError,
+    NotImplementedFault,
+    SchemaValidationError,
+    ServerError,
+)
+
+Handler = Callable[[etree._Element, RequestContext], etree._Element]
+
+
+@dataclass
+class Message:
+    """A SOAP message moving through the pipeline; steps fill in what they learn."""
+
+    raw: bytes
+    content_type: str | None
+    soap_action: str | None
+    contract: Contract
+    guarded: GuardedRequest | None = None
+    response: etree._Element | None = None
+
+    @property
+    def version(self) -> SoapVersion:
+        if self.guarded is not None:
+            return self.guarded.version
+        media = (self.content_type or "").lower()
+        return SoapVersion.SOAP12 if "application/soap+xml" in media else SoapVersion.SOAP11
+
+
+Step = Callable[[Message, RequestContext], Message]
+
+
+@dataclass
+class Pipeline:
+    """The bus's steps for gembus's own services, in their one declared order."""
+
+    limits: Limits
+    authenticator: Authenticator
+    handlers: dict[str, dict[str, Handler]]
+    validate_requests: bool = True
+    validate_responses: bool = True
+    steps: list[Step] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.steps = [
+            self.guard,
+            self.identify,
+            self.validate,
+            self.dispatch,
+            self.validate_response,
+        ]
+
+    def run(self, msg: Message, ctx: RequestContext) -> Message:
+        for step in self.steps:
+            msg = step(msg, ctx)
+        return msg
+
+    def guard(self, msg: Message, ctx: RequestContext) -> Message:
+        msg.guarded = check_request(
+            msg.raw, msg.content_type, msg.soap_action, msg.contract, self.limits
+        )
+        ctx.operation = msg.guarded.operation.name
+        ctx.log = ctx.log.bind(operation=ctx.operation)
+        return msg
+
+    def identify(self, msg: Message, ctx: RequestContext) -> Message:
+        assert msg.guarded is not None
+        partner_id = self.authenticator.authenticate(msg.guarded.header)
+        with ctx.uow() as uow:
+            partner = uow.partners.get(partner_id)
+        if partner is None or not partner.is_active:
+            raise AuthenticationError("the partner is not active")
+        ctx.partner = partner
+        ctx.log = ctx.log.bind(partner=partner_id)
+        return msg
+
+    def validate(self, msg: Message, ctx: RequestContext) -> Message:
+        assert msg.guarded is not None
+        if self.validate_requests:
+            _validate(msg.contract.schema, msg.guarded.body_child, SchemaValidationError)
+        return msg
+
+    def dispatch(self, msg: Message, ctx: RequestContext) -> Message:
+        assert msg.guarded is not None
+        operation = msg.guarded.operation.name
+        handler = self.handlers.get(msg.contract.family, {}).get(operation)
+        if handler is None:
+            raise NotImplementedFault(
+                f"{msg.contract.family}.{operation} is declared by the contract and will be "
+                "implemented in a later release"
+            )
+        msg.response = handler(msg.guarded.body_child, ctx)
+        return msg
+
+    def validate_response(self, msg: Message, ctx: RequestContext) -> Message:
+        assert msg.response is not None
+        if self.validate_responses:
+            _validate(msg.contract.schema, msg.response, InvalidResponseError)
+        return msg
+
+
+class InvalidResponseError(ServerError):
+    """gembus produced a response its own contract rejects: a bug, never the caller's fault."""
+
+    fault_code = "Server.InvalidResponse"
+
+
+def _validate(schema: etree.XMLSchema, element: etree._Element, error: type[GembusError]) -> None:
+    if schema.validate(element):
+        return
+    last = schema.error_log.last_error  # type: ignore[attr-defined]
+    field_path = _field_path(element, last.path) if last is not None else None
+    raise error(f"line {last.line}: {last.message}" if last else "invalid", field=field_path)
+
+
+def _field_path(root: etree._Element, xpath: str | None) -> str | None:
+    """Turn libxml2's /*[local-name()=...] paths into readable field paths."""
+    if not xpath:
+        return None
+    try:
+        nodes = root.xpath(xpath)
+    except etree.XPathError:
+        return xpath
+    if not isinstance(nodes, list) or not nodes or not isinstance(nodes[0], etree._Element):
+        return xpath
+    names = []
+    node: etree._Element | None = nodes[0]
+    while node is not None and node is not root:
+        names.append(etree.QName(node).localname)
+        node = node.getparent()
+    return "/".join(reversed(names)) or etree.QName(root).localname
+
+
+def fault_for(exc: BaseException, message_id: str) -> tuple[Fault, bool]:
+    """The one fault boundary: (fault to send, whether it was unexpected)."""
+    if isinstance(exc, GembusError):
+        return Fault.from_error(exc, message_id), False
+    return Fault(
+        "Server", "internal error; quote the message id to support", None, message_id
+    ), True

@@ -1,0 +1,1 @@
+"""Marketplace use cases (GeM Business Services): partners first, services and contracts next."""

@@ -1,0 +1,1 @@
+"""spyne services, one package per WSDL family: decode -> domain use case -> encode."""

@@ -1,0 +1,1 @@
+"""Serves wsdl/marketplace.wsdl (messages from xsd/marketplace.xsd)."""

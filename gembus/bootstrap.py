@@ -1,0 +1,116 @@
+"""The composition root: the only module that knows every part of gembus.
+
+``build(settings)`` wires settings -> engine -> unit of work -> vault -> authenticator ->
+endpoints -> pipeline -> WSGI app. Tests call it with their own settings (a PostgreSQL or
+SQLite URL, a key); nothing else constructs these objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from bus.contracts import Contract, all_contracts
+from bus.guard import Limits
+from bus.pipeline import Handler, Pipeline
+from bus.wsse import Authenticator, Credential
+from domain.partners import PartnerStatus
+from endpoints.marketplace import service as marketplace
+from gembus.context import RequestContext
+from gembus.logging import configure, get_logger
+from gembus.secrets import Vault, resolve_key
+from gembus.settings import PROJECT_ROOT, Settings
+from gembus.web import GembusApp
+from persistence.engine import make_engine, make_session_factory
+from persistence.repositories import SqlNonceStore, SqlPartnerRepository
+from persistence.unit_of_work import SqlUnitOfWork
+
+
+class SqlCredentialStore:
+    """UsernameToken credentials from the partner table, unsealed with the deployment key."""
+
+    def __init__(self, session_factory: sessionmaker[Session], vault: Vault) -> None:
+        self.session_factory = session_factory
+        self.vault = vault
+
+    def credential_for(self, username: str) -> Credential | None:
+        with self.session_factory() as session:
+            found = SqlPartnerRepository(session).sealed_credential(username)
+        if found is None:
+            return None
+        _hash, sealed, status = found
+        return Credential(username, self.vault.open(sealed), status is PartnerStatus.ACTIVE)
+
+
+@dataclass
+class Gembus:
+    """Everything built once per process."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    vault: Vault
+    contracts: dict[str, Contract]
+    app: GembusApp
+
+    def uow(self) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self.session_factory)
+
+
+def build_handlers() -> dict[str, dict[str, Handler]]:
+    """Which operations are implemented, by family. Everything else is Server.NotImplemented."""
+    market = marketplace.endpoint()
+    partner_ops = (
+        "RegisterPartner",
+        "UpdatePartner",
+        "ApprovePartner",
+        "DeactivatePartner",
+        "RotatePartnerCredentials",
+        "GetPartner",
+        "ListPartners",
+    )
+    return {"marketplace": dict.fromkeys(partner_ops, market.call)}
+
+
+def build(settings: Settings | None = None) -> Gembus:
+    settings = settings or Settings.from_environ()
+    configure(settings.log_level, settings.log_format)
+    engine = make_engine(settings.database_url)
+    session_factory = make_session_factory(engine)
+    vault = Vault(resolve_key(settings.secret_key, PROJECT_ROOT / "var" / "secret.key"))
+    authenticator = Authenticator(
+        SqlCredentialStore(session_factory, vault),
+        SqlNonceStore(session_factory),
+        window_s=settings.wsse_created_window_s,
+        allow_password_text=settings.allow_password_text,
+    )
+    limits = Limits(
+        settings.max_body_bytes,
+        settings.max_depth,
+        settings.max_attributes,
+        settings.max_namespace_declarations,
+        settings.max_header_blocks,
+    )
+    pipeline = Pipeline(
+        limits, authenticator, build_handlers(), validate_requests=settings.validate_requests
+    )
+    contracts = all_contracts()
+    context_factory = _context_factory(session_factory, vault)
+    app = GembusApp(settings, contracts, pipeline, engine, context_factory)
+    return Gembus(settings, engine, session_factory, vault, contracts, app)
+
+
+def _context_factory(
+    session_factory: sessionmaker[Session], vault: Vault
+) -> Callable[[str, str], RequestContext]:
+    def uow() -> SqlUnitOfWork:
+        return SqlUnitOfWork(session_factory)
+
+    def make(message_id: str, family: str) -> RequestContext:
+        log = get_logger("gembus.soap").bind(message_id=message_id, family=family)
+        return RequestContext(message_id, family, uow, vault, log)
+
+    return make

@@ -1,0 +1,31 @@
+"""The request context every pipeline step and endpoint receives."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.partners import Partner
+from domain.ports import PasswordVault, UnitOfWork
+
+
+def new_message_id() -> str:
+    """A gembus message id: quoted in faults, logged on every line of the request."""
+    return uuid.uuid4().hex
+
+
+@dataclass
+class RequestContext:
+    """Who is calling, through which family, and the services a handler may use."""
+
+    message_id: str
+    family: str
+    uow: Callable[[], UnitOfWork]
+    vault: PasswordVault
+    log: Any
+    operation: str | None = None
+    partner: Partner = field(default=None)  # type: ignore[assignment]  # set by the identify step
+    now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))

@@ -1,0 +1,1 @@
+"""SQLAlchemy 2.x tables, repositories, the unit of work and alembic migrations."""

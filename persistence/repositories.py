@@ -1,0 +1,152 @@
+"""Repositories: SQL in, domain objects out. Methods are named for intent."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from domain.identifiers import OperatorId, ProviderId
+from domain.partners import Address, Contact, Partner, PartnerData, PartnerStatus, Role
+from persistence.tables import PartnerIdentifierRow, PartnerRoleRow, PartnerRow, WsseNonceRow
+
+
+class SqlPartnerRepository:
+    """Partners with their roles and identifiers."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, partner: Partner, password_hash: str, sealed_password: str) -> None:
+        row = PartnerRow(
+            partner_id=partner.partner_id,
+            password_hash=password_hash,
+            password_sealed=sealed_password,
+            created_at=partner.created_at,
+        )
+        _write(row, partner)
+        self.session.add(row)
+        self.session.flush()
+
+    def get(self, partner_id: str) -> Partner | None:
+        row = self._row(partner_id)
+        return _to_domain(row) if row else None
+
+    def list(
+        self, *, role: Role | None, status: PartnerStatus | None, offset: int, limit: int
+    ) -> tuple[list[Partner], int]:
+        query = select(PartnerRow)
+        if role is not None:
+            query = query.where(PartnerRow.roles.any(PartnerRoleRow.role == role.value))
+        if status is not None:
+            query = query.where(PartnerRow.status == status.value)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = self.session.scalars(
+            query.order_by(PartnerRow.partner_id).offset(offset).limit(limit)
+        )
+        return [_to_domain(r) for r in rows], total
+
+    def owner_of_identifier(self, kind: str, key: str) -> str | None:
+        query = (
+            select(PartnerRow.partner_id)
+            .join(PartnerIdentifierRow, PartnerIdentifierRow.partner_pk == PartnerRow.id)
+            .where(PartnerIdentifierRow.kind == kind, PartnerIdentifierRow.key == key)
+        )
+        return self.session.scalar(query)
+
+    def update(self, partner: Partner) -> None:
+        row = self._row(partner.partner_id)
+        assert row is not None, partner.partner_id
+        _write(row, partner)
+        self.session.flush()
+
+    def set_credentials(self, partner_id: str, password_hash: str, sealed_password: str) -> None:
+        row = self._row(partner_id)
+        assert row is not None, partner_id
+        row.password_hash, row.password_sealed = password_hash, sealed_password
+        row.credentials_rotated_at = datetime.now(UTC)
+        self.session.flush()
+
+    def sealed_credential(self, partner_id: str) -> tuple[str, str, PartnerStatus] | None:
+        """(password hash, sealed password, status) for the authenticator."""
+        row = self.session.execute(
+            select(PartnerRow.password_hash, PartnerRow.password_sealed, PartnerRow.status).where(
+                PartnerRow.partner_id == partner_id
+            )
+        ).first()
+        return (row[0], row[1], PartnerStatus(row[2])) if row else None
+
+    def _row(self, partner_id: str) -> PartnerRow | None:
+        return self.session.scalar(select(PartnerRow).where(PartnerRow.partner_id == partner_id))
+
+
+def _write(row: PartnerRow, partner: Partner) -> None:
+    """Copy a domain partner onto its row (roles and identifiers replaced whole)."""
+    data = partner.data
+    row.legal_name = data.legal_name
+    row.status = partner.status.value
+    row.contact_email = data.contact.email
+    row.contact_telephone = data.contact.telephone
+    row.contact_person = data.contact.person
+    row.address_json = json.dumps(data.address.__dict__) if data.address else None
+    row.updated_at = partner.updated_at
+    row.roles = [PartnerRoleRow(role=r.value, position=i) for i, r in enumerate(data.roles)]
+    identifiers = [("operator", o.wire, o.key) for o in data.operator_ids]
+    identifiers += [("provider", p.wire, p.key) for p in data.provider_ids]
+    row.identifiers = [
+        PartnerIdentifierRow(kind=k, wire=w, key=key, position=i)
+        for i, (k, w, key) in enumerate(identifiers)
+    ]
+
+
+def _to_domain(row: PartnerRow) -> Partner:
+    address: dict[str, Any] | None = json.loads(row.address_json) if row.address_json else None
+    data = PartnerData(
+        legal_name=row.legal_name,
+        roles=tuple(Role(r.role) for r in row.roles),
+        contact=Contact(row.contact_email, row.contact_telephone, row.contact_person),
+        operator_ids=tuple(
+            OperatorId.parse(i.wire) for i in row.identifiers if i.kind == "operator"
+        ),
+        provider_ids=tuple(
+            ProviderId.parse(i.wire) for i in row.identifiers if i.kind == "provider"
+        ),
+        address=Address(**address) if address else None,
+    )
+    return Partner(
+        row.partner_id,
+        PartnerStatus(row.status),
+        data,
+        row.created_at,
+        row.updated_at,
+        row.credentials_rotated_at,
+    )
+
+
+class SqlNonceStore:
+    """The replay store shared by every worker and node: one indexed insert per request."""
+
+    PURGE_EVERY = 500
+
+    def __init__(self, session_factory: sessionmaker[Session]) -> None:
+        self.session_factory = session_factory
+        self._calls = 0
+
+    def remember(self, username: str, nonce: str, expires_at: datetime) -> bool:
+        self._calls += 1
+        with self.session_factory() as session:
+            if self._calls % self.PURGE_EVERY == 1:
+                session.execute(
+                    delete(WsseNonceRow).where(WsseNonceRow.expires_at < datetime.now(UTC))
+                )
+            session.add(WsseNonceRow(username=username, nonce=nonce, expires_at=expires_at))
+            try:
+                session.commit()
+            except IntegrityError:
+                session.rollback()
+                return False
+        return True

@@ -1,0 +1,102 @@
+"""A real gunicorn serving gembus on 127.0.0.1, migrated and loaded with the demo partners.
+
+It uses the session's fresh PostgreSQL database (so CI exercises the production database
+end to end) and runs the same commands a user runs: ``gembus db upgrade``, ``gembus demo
+load``, ``gembus serve``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import REPO
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    base_url: str
+    env: dict[str, str]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def gembus_cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "gembus.cli", *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"gembus {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="session")
+def live_server(
+    postgres_url: str, secret_key: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
+    port = free_port()
+    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    env = {
+        **os.environ,
+        "GEMBUS_DATABASE_URL": postgres_url,
+        "GEMBUS_SECRET_KEY": secret_key,
+        "GEMBUS_WORKERS": "2",
+        "GEMBUS_LOG_FORMAT": "json",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
+    }
+    gembus_cli(env, "db", "upgrade")
+    gembus_cli(env, "demo", "load")
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gembus.cli", "serve", "--bind", f"127.0.0.1:{port}"],
+            env=env,
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(f"http://127.0.0.1:{port}", env, log_path)
+    try:
+        _wait_healthy(server, process)
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def _wait_healthy(server: LiveServer, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{server.log()}")
+        try:
+            if requests.get(f"{server.base_url}/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"gunicorn did not become healthy in 30 s:\n{server.log()}")

@@ -1,0 +1,1 @@
+"""Business Services web UI (server-rendered pages)."""
