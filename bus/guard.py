@@ -98,6 +98,7 @@ def check_request(
     _check_encoding(body)
     if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
         raise GuardError("DTDNotAllowed", "a SOAP message must not contain a DTD (SOAP 1.1 §3)")
+    _prescan_tags(body, limits)
     envelope = _parse(body)
     _walk(
         envelope, limits, check_namespaces=body.count(b"xmlns") > limits.max_namespace_declarations
@@ -139,11 +140,31 @@ def _check_encoding(body: bytes) -> None:
         raise GuardError("InvalidEncoding", f"encoding {name} is not accepted; use UTF-8")
 
 
+def _prescan_tags(body: bytes, limits: Limits) -> None:
+    """Refuse attribute and namespace floods before libxml2 spends time parsing them.
+
+    Every attribute and namespace declaration needs an ``=`` inside its tag, so a tag with more
+    ``=`` than both limits together cannot pass step 5; bytes.split and count run at C speed.
+    """
+    ceiling = limits.max_attributes + limits.max_namespace_declarations
+    if body.count(b"=") <= ceiling:
+        return
+    for chunk in body.split(b"<"):
+        if chunk.partition(b">")[0].count(b"=") > ceiling:
+            raise GuardError(
+                "LimitExceeded",
+                f"an element has more than {limits.max_attributes} attributes or "
+                f"{limits.max_namespace_declarations} namespace declarations",
+            )
+
+
 def _parse(body: bytes) -> etree._Element:
     """Step 4: one parse, with every entity and network feature off."""
     try:
         root = etree.fromstring(body, _parser())
     except etree.XMLSyntaxError as exc:
+        if "depth" in (exc.msg or "").lower():
+            raise GuardError("LimitExceeded", "elements are nested too deeply") from exc
         raise GuardError("XMLSyntaxError", f"the body is not well-formed XML: {exc.msg}") from exc
     if root is None:
         raise GuardError("XMLSyntaxError", "the body is empty")
@@ -217,6 +238,9 @@ def _envelope_shape(
         )
     if _has_text(envelope):
         raise GuardError("AmbiguousEnvelope", "the Envelope must not contain character data")
+    if sum(1 for _ in envelope.iter(body_tag)) != 1:
+        # A Body hidden in a header is the precursor of signature wrapping: refuse it outright.
+        raise GuardError("AmbiguousEnvelope", "a SOAP Body may appear only once, under Envelope")
     body_children = [c for c in rest[0] if isinstance(c.tag, str)]
     if len(body_children) != 1:
         raise GuardError("AmbiguousEnvelope", "the Body must hold exactly one element")
