@@ -94,13 +94,29 @@ def _write(row: PartnerRow, partner: Partner) -> None:
     row.contact_person = data.contact.person
     row.address_json = json.dumps(data.address.__dict__) if data.address else None
     row.updated_at = partner.updated_at
-    row.roles = [PartnerRoleRow(role=r.value, position=i) for i, r in enumerate(data.roles)]
-    identifiers = [("operator", o.wire, o.key) for o in data.operator_ids]
-    identifiers += [("provider", p.wire, p.key) for p in data.provider_ids]
-    row.identifiers = [
-        PartnerIdentifierRow(kind=k, wire=w, key=key, position=i)
-        for i, (k, w, key) in enumerate(identifiers)
-    ]
+    _sync_roles(row, data.roles)
+    _sync_identifiers(row, data)
+
+
+def _sync_roles(row: PartnerRow, roles: tuple[Role, ...]) -> None:
+    """Update role rows in place: replacing them would re-insert a key before deleting it."""
+    existing = {r.role: r for r in row.roles}
+    row.roles = [existing.get(role.value) or PartnerRoleRow(role=role.value) for role in roles]
+    for position, role_row in enumerate(row.roles):
+        role_row.position = position
+
+
+def _sync_identifiers(row: PartnerRow, data: PartnerData) -> None:
+    """Keep rows whose (kind, key) stay, so the unique key never sees a transient duplicate."""
+    wanted = [("operator", o.wire, o.key) for o in data.operator_ids]
+    wanted += [("provider", p.wire, p.key) for p in data.provider_ids]
+    existing = {(i.kind, i.key): i for i in row.identifiers}
+    rows = []
+    for position, (kind, wire, key) in enumerate(wanted):
+        ident = existing.get((kind, key)) or PartnerIdentifierRow(kind=kind, key=key)
+        ident.wire, ident.position = wire, position
+        rows.append(ident)
+    row.identifiers = rows
 
 
 def _to_domain(row: PartnerRow) -> Partner:

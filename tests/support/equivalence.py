@@ -112,10 +112,11 @@ def _type(xsd_type: Any, seen: set[str]) -> Any:
     seen = seen | ({name} if xsd_type.name else set())
     if xsd_type.is_simple():
         facets = sorted(
-            (str(k), repr(getattr(v, "value", v)))
+            (str(k), repr(getattr(v, "value", None)))
             for k, v in getattr(xsd_type, "facets", {}).items()
+            if hasattr(v, "value")
         )
-        patterns = [p.pattern for p in getattr(xsd_type, "patterns", None) or []]
+        patterns = list(getattr(getattr(xsd_type, "patterns", None), "regexps", None) or [])
         enums = list(getattr(xsd_type, "enumeration", None) or [])
         return {
             "base": str(getattr(xsd_type.base_type, "name", None)),

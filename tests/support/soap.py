@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bus.guard import WSSE_NS
 from bus.soap import SOAP11_ENV, SOAP12_ENV
 from bus.wsse import PASSWORD_DIGEST, PASSWORD_TEXT, WSU_NS
-from bus.guard import WSSE_NS
 
 MARKETPLACE_NS = "urn:gembus:marketplace:v1"
 ACTION = f"{MARKETPLACE_NS}/GetPartner"

@@ -1,0 +1,212 @@
+"""Repositories, unit of work, migrations and the nonce store on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+from sqlalchemy import Engine, inspect
+
+from domain.identifiers import OperatorId, ProviderId
+from domain.marketplace import partners as uc
+from domain.partners import Address, Contact, PartnerData, PartnerStatus, Role
+from gembus.errors import ConflictError, NotFoundError
+from gembus.secrets import Vault
+from persistence.engine import make_engine, make_session_factory
+from persistence.migrate import upgrade
+from persistence.repositories import SqlNonceStore
+from persistence.unit_of_work import SqlUnitOfWork
+
+pytestmark = pytest.mark.postgres
+
+
+def _migrated(url: str) -> Iterator[Engine]:
+    """A migrated engine; the session-wide PostgreSQL database is emptied afterwards."""
+    engine = make_engine(url)
+    upgrade(engine)
+    yield engine
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            for table in ("partner_identifier", "partner_role", "wsse_nonce", "partner"):
+                connection.exec_driver_sql(f"DELETE FROM {table}")
+    engine.dispose()
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    yield from _migrated(database_url)
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[Engine]:
+    yield from _migrated(postgres_url)
+
+
+@pytest.fixture
+def vault() -> Vault:
+    return Vault(Fernet.generate_key().decode())
+
+
+def _uow(engine: Engine) -> SqlUnitOfWork:
+    return SqlUnitOfWork(make_session_factory(engine))
+
+
+def _data(operator: str = "DE*ICE", provider: str | None = None) -> PartnerData:
+    roles = (Role.EVSE_OPERATOR,) + ((Role.EVSP,) if provider else ())
+    return PartnerData(
+        "ICE Charging GmbH",
+        roles,
+        Contact("ops@ice.example", "+49 30 1234"),
+        (OperatorId.parse(operator),),
+        (ProviderId.parse(provider),) if provider else (),
+        Address("DE", "Berlin", "10115", "Invalidenstr.", "1"),
+    )
+
+
+def test_migrations_create_every_table_and_are_idempotent(engine: Engine) -> None:
+    upgrade(engine)
+    assert {
+        "partner",
+        "partner_role",
+        "partner_identifier",
+        "wsse_nonce",
+        "alembic_version",
+    } <= set(inspect(engine).get_table_names())
+
+
+def test_partner_round_trip_keeps_wire_forms_and_timezones(engine: Engine, vault: Vault) -> None:
+    with _uow(engine) as uow:
+        created = uc.register_partner(
+            uow, vault, uc.SYSTEM_ACTOR, "ice", _data("de*ice", "DE-ICE"), "password-123456"
+        )
+        uow.commit()
+    with _uow(engine) as uow:
+        loaded = uow.partners.get("ice")
+    assert loaded is not None
+    assert [o.wire for o in loaded.data.operator_ids] == ["de*ice"]
+    assert [p.key for p in loaded.data.provider_ids] == ["DEICE"]
+    assert loaded.data.address == _data().address
+    assert loaded.created_at == created.created_at and loaded.created_at.tzinfo is not None
+    assert loaded.status is PartnerStatus.ACTIVE
+
+
+def test_unit_of_work_rolls_back_unless_committed(engine: Engine, vault: Vault) -> None:
+    with _uow(engine) as uow:
+        uc.register_partner(uow, vault, uc.SYSTEM_ACTOR, "ghost", _data(), "password-123456")
+    with _uow(engine) as uow, pytest.raises(NotFoundError):
+        uc.get_partner(uow, "ghost")
+
+
+def test_identifier_keys_are_unique_across_partners(engine: Engine, vault: Vault) -> None:
+    with _uow(engine) as uow:
+        uc.register_partner(
+            uow, vault, uc.SYSTEM_ACTOR, "first", _data("DE*ICE"), "password-123456"
+        )
+        uow.commit()
+    with _uow(engine) as uow, pytest.raises(ConflictError) as raised:
+        uc.register_partner(
+            uow, vault, uc.SYSTEM_ACTOR, "second", _data("DEICE"), "password-123456"
+        )
+    assert raised.value.field == "data/operatorIds/operatorId[1]"
+
+
+def test_concurrent_registrations_of_one_id_leave_exactly_one_partner(
+    pg_engine: Engine, vault: Vault
+) -> None:
+    """Two transactions race for one operator ID: exactly one wins, the other gets a fault.
+
+    PostgreSQL only: SQLite serialises writers, so there is no race to lose there.
+    """
+    engine = pg_engine
+    barrier = threading.Barrier(2)
+    outcomes: list[str] = []
+
+    def register(partner_id: str) -> None:
+        barrier.wait(timeout=10)
+        try:
+            with _uow(engine) as uow:
+                uc.register_partner(
+                    uow, vault, uc.SYSTEM_ACTOR, partner_id, _data("IT*RCE"), "password-123456"
+                )
+                uow.commit()
+            outcomes.append("ok")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=register, args=(p,)) for p in ("race-a", "race-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert sorted(outcomes) == ["conflict", "ok"]
+    with _uow(engine) as uow:
+        owner = uow.partners.owner_of_identifier("operator", "ITRCE")
+        assert owner in ("race-a", "race-b")
+        loser = "race-b" if owner == "race-a" else "race-a"
+        assert uow.partners.get(loser) is None
+        deactivated = uc.deactivate_partner(uow, uc.SYSTEM_ACTOR, owner)
+        uow.commit()
+    assert deactivated.data.operator_ids[0].key == "ITRCE"  # an update keeps the unique key
+
+
+def test_list_filters_pages_and_counts(engine: Engine, vault: Vault) -> None:
+    with _uow(engine) as uow:
+        for i in range(5):
+            uc.register_partner(
+                uow, vault, uc.SYSTEM_ACTOR, f"op-{i}", _data(f"DE*OP{i}"), "password-123456"
+            )
+        uc.register_partner(
+            uow,
+            vault,
+            uc.SYSTEM_ACTOR,
+            "evsp-x",
+            PartnerData(
+                "EVSP", (Role.EVSP,), Contact("e@x.example"), (), (ProviderId.parse("NL-TNM"),)
+            ),
+            "password-123456",
+        )
+        uow.commit()
+    with _uow(engine) as uow:
+        page, total = uc.list_partners(uow, Role.EVSE_OPERATOR, None, uc.Page(2, 2))
+        evsps, evsp_total = uc.list_partners(uow, Role.EVSP, PartnerStatus.ACTIVE, uc.Page())
+    assert total == 5 and [p.partner_id for p in page] == ["op-2", "op-3"]
+    assert evsp_total == 1 and evsps[0].partner_id == "evsp-x"
+
+
+def test_nonce_store_rejects_a_second_use_from_another_store(engine: Engine) -> None:
+    """Two stores stand for two gunicorn workers: the table, not process memory, decides."""
+    factory = make_session_factory(engine)
+    worker_a, worker_b = SqlNonceStore(factory), SqlNonceStore(factory)
+    expires = datetime.now(UTC) + timedelta(minutes=10)
+    assert worker_a.remember("ice", "bm9uY2U=", expires) is True
+    assert worker_b.remember("ice", "bm9uY2U=", expires) is False
+    assert worker_b.remember("tnm", "bm9uY2U=", expires) is True
+
+
+def test_expired_nonces_are_purged(engine: Engine) -> None:
+    factory = make_session_factory(engine)
+    store = SqlNonceStore(factory)
+    store.remember("ice", "old", datetime.now(UTC) - timedelta(minutes=1))
+    store._calls = SqlNonceStore.PURGE_EVERY  # the next call purges
+    store.remember("ice", "new", datetime.now(UTC) + timedelta(minutes=1))
+    assert store.remember("ice", "old", datetime.now(UTC) + timedelta(minutes=1)) is True
+
+
+def test_credentials_are_sealed_and_rotated(engine: Engine, vault: Vault) -> None:
+    with _uow(engine) as uow:
+        uc.register_partner(uow, vault, uc.SYSTEM_ACTOR, "ice", _data(), "first-password-1")
+        uow.commit()
+    with _uow(engine) as uow:
+        uc.rotate_credentials(uow, vault, uc.SYSTEM_ACTOR, "ice", "second-password-2")
+        uow.commit()
+    with _uow(engine) as uow:
+        found = uow.partners.sealed_credential("ice")
+    assert found is not None
+    password_hash, sealed, _ = found
+    assert "second-password-2" not in sealed and vault.open(sealed) == "second-password-2"
+    assert vault.verify(password_hash, "second-password-2") and not vault.verify(
+        password_hash, "first-password-1"
+    )

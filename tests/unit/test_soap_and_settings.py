@@ -1,0 +1,153 @@
+"""Fault rendering, settings parsing and the WS-Security checks, with no sockets and no database."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from lxml import etree
+
+from bus.contracts import all_contracts
+from bus.soap import Fault, SoapVersion, build_fault, fault_http_status
+from bus.wsse import Authenticator, Credential
+from gembus.errors import AuthenticationError, NotFoundError, UnavailableError
+from gembus.settings import Settings, SettingsError
+from tests.support.soap import envelope, get_partner, wsse_header
+
+COMMON = "{urn:gembus:common:v1}"
+
+
+def test_settings_come_from_the_environ_with_types() -> None:
+    settings = Settings.from_environ(
+        {
+            "GEMBUS_MAX_DEPTH": "12",
+            "GEMBUS_ALLOW_PASSWORD_TEXT": "yes",
+            "GEMBUS_DATABASE_URL": "postgresql+psycopg2://x/y",
+        }
+    )
+    assert settings.max_depth == 12 and settings.allow_password_text is True
+    assert not settings.is_sqlite
+    assert (
+        Settings.from_environ({}).is_sqlite
+        and Settings.from_environ({}).allow_password_text is False
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("GEMBUS_MAX_DEPTH", "deep"), ("GEMBUS_VALIDATE_REQUESTS", "maybe")]
+)
+def test_bad_settings_name_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_environ({name: value})
+
+
+def test_soap11_fault_carries_the_declared_detail() -> None:
+    fault = Fault.from_error(NotFoundError("Partner", "no partner x", field="partnerId"), "m-1")
+    doc = etree.fromstring(build_fault(SoapVersion.SOAP11, fault))
+    assert doc.findtext(".//faultcode") == "soapenv:Client.UnknownPartner"
+    detail = doc.find(f".//{COMMON}gembusFault")
+    assert all_contracts()["marketplace"].schema.validate(detail)
+    assert [detail.findtext(f"{COMMON}{n}") for n in ("code", "field", "messageId")] == [
+        "Client.UnknownPartner",
+        "partnerId",
+        "m-1",
+    ]
+    assert fault_http_status(SoapVersion.SOAP11, fault) == 500
+
+
+def test_soap12_fault_qualifies_the_subcode_and_uses_400_for_sender() -> None:
+    client_fault = Fault.from_error(NotFoundError("Partner", "no partner x"), None)
+    doc = etree.fromstring(build_fault(SoapVersion.SOAP12, client_fault))
+    values = doc.findall(".//{http://www.w3.org/2003/05/soap-envelope}Value")
+    assert [v.text for v in values] == ["soapenv:Sender", "g:UnknownPartner"]
+    assert values[1].nsmap["g"] == "urn:gembus:common:v1"  # a resolvable QName
+    assert fault_http_status(SoapVersion.SOAP12, client_fault) == 400
+    server_fault = Fault.from_error(UnavailableError(), None)
+    assert fault_http_status(SoapVersion.SOAP12, server_fault) == 500
+    assert "soapenv:Receiver" in build_fault(SoapVersion.SOAP12, server_fault).decode()
+
+
+class FakeCredentials:
+    def __init__(self, active: bool = True) -> None:
+        self.active = active
+
+    def credential_for(self, username: str) -> Credential | None:
+        return Credential(username, "s3cret-password", self.active) if username == "ice" else None
+
+
+class FakeNonces:
+    def __init__(self) -> None:
+        self.seen: dict[tuple[str, str], datetime] = {}
+
+    def remember(self, username: str, nonce: str, expires_at: datetime) -> bool:
+        if (username, nonce) in self.seen:
+            return False
+        self.seen[(username, nonce)] = expires_at
+        return True
+
+
+def _header(xml: str) -> etree._Element:
+    return etree.fromstring(envelope(get_partner(), xml))[0]
+
+
+def test_digest_is_checked_and_nonces_are_kept_twice_the_window() -> None:
+    nonces = FakeNonces()
+    auth = Authenticator(FakeCredentials(), nonces, window_s=300)
+    created = datetime.now(UTC).replace(microsecond=0)
+    assert (
+        auth.authenticate(
+            _header(wsse_header("ice", "s3cret-password", nonce=b"n1", created=created))
+        )
+        == "ice"
+    )
+    (expires,) = nonces.seen.values()
+    assert expires == created + timedelta(seconds=600)
+
+
+@pytest.mark.parametrize(
+    ("xml", "reason"),
+    [
+        (wsse_header("ice", "wrong-password"), "authentication failed"),
+        (wsse_header("nobody", "s3cret-password"), "authentication failed"),
+        (
+            wsse_header("ice", "s3cret-password", created=datetime.now(UTC) + timedelta(minutes=6)),
+            "stale",
+        ),
+        (wsse_header("ice", "s3cret-password", digest=False), "only PasswordDigest"),
+        (wsse_header("ice", "s3cret-password") * 2, "exactly one wsse:Security"),
+    ],
+)
+def test_authentication_failures_are_precise(xml: str, reason: str) -> None:
+    with pytest.raises(AuthenticationError, match=reason):
+        Authenticator(FakeCredentials(), FakeNonces()).authenticate(_header(xml))
+
+
+def test_password_text_only_when_configured_and_inactive_partners_never() -> None:
+    text = _header(wsse_header("ice", "s3cret-password", digest=False))
+    assert (
+        Authenticator(FakeCredentials(), FakeNonces(), allow_password_text=True).authenticate(text)
+        == "ice"
+    )
+    with pytest.raises(AuthenticationError, match="not active"):
+        Authenticator(FakeCredentials(active=False), FakeNonces()).authenticate(
+            _header(wsse_header("ice", "s3cret-password"))
+        )
+
+
+def test_replayed_nonce_is_refused_even_with_a_fresh_digest() -> None:
+    auth = Authenticator(FakeCredentials(), FakeNonces())
+    auth.authenticate(_header(wsse_header("ice", "s3cret-password", nonce=b"same")))
+    with pytest.raises(AuthenticationError, match="replayed nonce"):
+        auth.authenticate(_header(wsse_header("ice", "s3cret-password", nonce=b"same")))
+
+
+def test_digest_matches_the_profile_formula() -> None:
+    """Base64(SHA-1(nonce + created + password)), the UsernameToken Profile 1.0 definition."""
+    created = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    header = wsse_header("ice", "pw", nonce=b"\x01\x02", created=created)
+    expected = base64.b64encode(
+        hashlib.sha1(b"\x01\x02" + b"2026-11-25T10:00:00Z" + b"pw").digest()
+    ).decode()
+    assert expected in header
