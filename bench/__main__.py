@@ -1,0 +1,62 @@
+"""Run the gembus benchmarks and record them in bench/results/.
+
+1. guard: time to reject each SECURITY.md §2 attack, in-process, against the time lxml needs to
+   parse a valid 1 KB request (the floor any XML service pays).
+2. hot path: guard + parse of valid 1 KB and 10 KB requests vs lxml parse + XPath + serialise
+   (PERFORMANCE.md §3's floor; budget: guard + parse <= 1 ms at 10 KB).
+3. end to end: GetPartner over HTTP through gunicorn (2 workers, PostgreSQL when it answers,
+   else SQLite) at 8 concurrent clients vs the lxml echo app on the same gunicorn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import guard_bench, http_bench
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        prog="make bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="duration of each HTTP load run")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients")
+    parser.add_argument("--skip-http", action="store_true", help="only the in-process benchmarks")
+    args = parser.parse_args()
+    report: dict[str, object] = {
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {
+            "python": platform.python_version(),
+            "cpu": platform.processor() or platform.machine(),
+            "cores": __import__("os").cpu_count(),
+        },
+    }
+    report["guard"] = guard_bench.run()
+    if not args.skip_http:
+        report["http"] = http_bench.run(args.seconds, args.clients)
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nrecorded in {out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out}")
+    return 0
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 3),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
