@@ -115,7 +115,7 @@ def hot_path() -> dict[str, object]:
         )
         xpath = etree.XPath('string(//*[local-name()="pageSize"][1])')
         floor = _best(
-            lambda b=body: etree.tostring(_xp(xpath, etree.fromstring(b, _PARSER))), number=200
+            lambda b=body, x=xpath: etree.tostring(_xp(x, etree.fromstring(b, _PARSER))), number=200
         )
         validate = _best(
             lambda b=body: contract.schema.validate(etree.fromstring(b, _PARSER)[0][0]), number=200
