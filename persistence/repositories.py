@@ -45,9 +45,9 @@ class SqlPartnerRepository:
         if status is not None:
             query = query.where(PartnerRow.status == status.value)
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = self.session.scalars(
-            query.order_by(PartnerRow.partner_id).offset(offset).limit(limit)
-        )
+        page = query.order_by(PartnerRow.partner_id).offset(offset).limit(limit)
+        # roles and identifiers are joined-eager: one query per partner page, made unique here
+        rows = self.session.scalars(page).unique()
         return [_to_domain(r) for r in rows], total
 
     def owner_of_identifier(self, kind: str, key: str) -> str | None:

@@ -53,10 +53,10 @@ class PartnerRow(Base):
     credentials_rotated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     roles: Mapped[list[PartnerRoleRow]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="PartnerRoleRow.position"
+        cascade="all, delete-orphan", lazy="joined", order_by="PartnerRoleRow.position"
     )
     identifiers: Mapped[list[PartnerIdentifierRow]] = relationship(
-        cascade="all, delete-orphan", lazy="selectin", order_by="PartnerIdentifierRow.position"
+        cascade="all, delete-orphan", lazy="joined", order_by="PartnerIdentifierRow.position"
     )
 
 
