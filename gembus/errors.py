@@ -40,7 +40,8 @@ class GembusError(Exception):
 
     @property
     def is_client(self) -> bool:
-        return self.fault_code.startswith("Client")
+        """Client, VersionMismatch and MustUnderstand faults are the caller's; Server ones ours."""
+        return not self.fault_code.startswith("Server")
 
 
 class ClientError(GembusError):

@@ -151,3 +151,10 @@ def test_digest_matches_the_profile_formula() -> None:
         hashlib.sha1(b"\x01\x02" + b"2026-11-25T10:00:00Z" + b"pw").digest()
     ).decode()
     assert expected in header
+
+
+def test_version_and_must_understand_faults_count_as_the_callers() -> None:
+    from gembus.errors import MustUnderstandError, VersionMismatchError
+
+    assert VersionMismatchError("x").is_client and MustUnderstandError("x").is_client
+    assert not UnavailableError().is_client
