@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from bus.contracts import Contract
-from bus.guard import GuardedRequest, Limits, check_request
+from bus.guard import WSSE_NS, GuardedRequest, Limits, check_request
 from bus.soap import Fault, SoapVersion
 from bus.wsse import Authenticator
 from gembus.context import RequestContext
@@ -61,6 +61,8 @@ class Pipeline:
     handlers: dict[str, dict[str, Handler]]
     validate_requests: bool = True
     validate_responses: bool = True
+    #: (family, operation) pairs callable without a UsernameToken; everything else needs one.
+    anonymous_operations: frozenset[tuple[str, str]] = frozenset()
     steps: list[Step] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +89,10 @@ class Pipeline:
 
     def identify(self, msg: Message, ctx: RequestContext) -> Message:
         assert msg.guarded is not None
+        key = (msg.contract.family, msg.guarded.operation.name)
+        if key in self.anonymous_operations and not _has_security(msg.guarded.header):
+            ctx.log = ctx.log.bind(partner="anonymous")
+            return msg  # ctx.partner stays None: the handler applies the anonymous rules
         partner_id = self.authenticator.authenticate(msg.guarded.header)
         with ctx.uow() as uow:
             partner = uow.partners.get(partner_id)
@@ -119,6 +125,10 @@ class Pipeline:
         if self.validate_responses:
             _validate(msg.contract.schema, msg.response, InvalidResponseError)
         return msg
+
+
+def _has_security(header: etree._Element | None) -> bool:
+    return header is not None and header.find(f"{{{WSSE_NS}}}Security") is not None
 
 
 class InvalidResponseError(ServerError):

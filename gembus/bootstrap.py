@@ -60,6 +60,10 @@ class Gembus:
         return SqlUnitOfWork(self.session_factory)
 
 
+#: Self-registration is the one thing a partner can do before it has credentials.
+ANONYMOUS_OPERATIONS = frozenset({("marketplace", "RegisterPartner")})
+
+
 def build_handlers() -> dict[str, dict[str, Handler]]:
     """Which operations are implemented, by family. Everything else is Server.NotImplemented."""
     market = marketplace.endpoint()
@@ -95,7 +99,11 @@ def build(settings: Settings | None = None) -> Gembus:
         settings.max_header_blocks,
     )
     pipeline = Pipeline(
-        limits, authenticator, build_handlers(), validate_requests=settings.validate_requests
+        limits,
+        authenticator,
+        build_handlers(),
+        validate_requests=settings.validate_requests,
+        anonymous_operations=ANONYMOUS_OPERATIONS,
     )
     contracts = all_contracts()
     context_factory = _context_factory(session_factory, vault)

@@ -10,6 +10,7 @@ from typing import Any
 
 from domain.partners import Partner
 from domain.ports import PasswordVault, UnitOfWork
+from gembus.errors import AuthenticationError
 
 
 def new_message_id() -> str:
@@ -27,5 +28,13 @@ class RequestContext:
     vault: PasswordVault
     log: Any
     operation: str | None = None
-    partner: Partner = field(default=None)  # type: ignore[assignment]  # set by the identify step
+    #: The authenticated partner; None only for operations the pipeline lets in anonymously.
+    partner: Partner | None = None
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+    @property
+    def actor(self) -> Partner:
+        """The authenticated partner; operations that need one can never run anonymously."""
+        if self.partner is None:
+            raise AuthenticationError("a WS-Security UsernameToken header is required")
+        return self.partner

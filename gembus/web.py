@@ -58,8 +58,13 @@ class GembusApp:
     pipeline: Pipeline
     engine: Engine
     context_factory: Callable[[str, str], RequestContext]
+    #: The Business Services web UI, mounted under /ui (set by gembus.bootstrap).
+    ui: Callable[[Environ, StartResponse], Iterable[bytes]] | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "") or "/"
+        if self.ui is not None and (path == "/ui" or path.startswith("/ui/")):
+            return self.ui(environ, start_response)
         try:
             status, headers, body = self.route(environ)
         except Exception:  # the last line of defence: never gunicorn's HTML 500

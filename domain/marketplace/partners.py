@@ -159,6 +159,27 @@ def register_partner(
     return partner
 
 
+def self_register_partner(
+    uow: UnitOfWork, vault: PasswordVault, partner_id: str, data: PartnerData, password: str
+) -> Partner:
+    """A partner registers itself: stored as pending until the marketplace operator approves.
+
+    Nobody may self-register as marketplace operator; a pending partner cannot authenticate.
+    """
+    if data.has_role(Role.MARKETPLACE_OPERATOR):
+        raise NotAuthorizedError(
+            "the MarketplaceOperator role cannot be self-registered", field="data/roles"
+        )
+    check_roles(data)
+    if uow.partners.get(partner_id) is not None:
+        raise ConflictError("Partner", f"partner {partner_id} already exists", field="partnerId")
+    _check_identifiers_free(uow, data, partner_id)
+    now = datetime.now(UTC)
+    partner = Partner(partner_id, PartnerStatus.PENDING, data, now, now)
+    uow.partners.add(partner, vault.hash(password), vault.seal(password))
+    return partner
+
+
 def update_partner(uow: UnitOfWork, actor: Partner, partner_id: str, data: PartnerData) -> Partner:
     """Replace a partner's stated data (itself or the marketplace operator)."""
     _require_self_or_operator(actor, partner_id)

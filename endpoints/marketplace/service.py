@@ -113,9 +113,14 @@ class MarketplacePartners(ServiceBase):
     ) -> PartnerType:
         request = _request(ctx)
         with request.uow() as uow:
-            partner = uc.register_partner(
-                uow, request.vault, request.partner, partnerId, _data_from(data), password
-            )
+            if request.partner is None:  # self-registration: pending until approved
+                partner = uc.self_register_partner(
+                    uow, request.vault, partnerId, _data_from(data), password
+                )
+            else:
+                partner = uc.register_partner(
+                    uow, request.vault, request.actor, partnerId, _data_from(data), password
+                )
             uow.commit()
         return _partner_to(partner)
 
@@ -123,7 +128,7 @@ class MarketplacePartners(ServiceBase):
     def UpdatePartner(ctx: Any, partnerId: str, data: PartnerDataType) -> PartnerType:
         request = _request(ctx)
         with request.uow() as uow:
-            partner = uc.update_partner(uow, request.partner, partnerId, _data_from(data))
+            partner = uc.update_partner(uow, request.actor, partnerId, _data_from(data))
             uow.commit()
         return _partner_to(partner)
 
@@ -131,7 +136,7 @@ class MarketplacePartners(ServiceBase):
     def ApprovePartner(ctx: Any, partnerId: str) -> PartnerType:
         request = _request(ctx)
         with request.uow() as uow:
-            partner = uc.approve_partner(uow, request.partner, partnerId)
+            partner = uc.approve_partner(uow, request.actor, partnerId)
             uow.commit()
         return _partner_to(partner)
 
@@ -139,7 +144,7 @@ class MarketplacePartners(ServiceBase):
     def DeactivatePartner(ctx: Any, partnerId: str, reason: str | None) -> PartnerType:
         request = _request(ctx)
         with request.uow() as uow:
-            partner = uc.deactivate_partner(uow, request.partner, partnerId)
+            partner = uc.deactivate_partner(uow, request.actor, partnerId)
             uow.commit()
         request.log.info("partner.deactivated", partner_id=partnerId, reason=reason)
         return _partner_to(partner)
@@ -148,7 +153,7 @@ class MarketplacePartners(ServiceBase):
     def RotatePartnerCredentials(ctx: Any, partnerId: str, newPassword: str) -> AcknowledgementType:
         request = _request(ctx)
         with request.uow() as uow:
-            uc.rotate_credentials(uow, request.vault, request.partner, partnerId, newPassword)
+            uc.rotate_credentials(uow, request.vault, request.actor, partnerId, newPassword)
             uow.commit()
         return AcknowledgementType(messageId=request.message_id, processedAt=request.now())
 

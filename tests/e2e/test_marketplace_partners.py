@@ -125,3 +125,27 @@ def test_wrong_password_and_replay_are_authentication_faults(live_server: LiveSe
             partnerId="ice-charging"
         )
     assert raised.value.code.endswith("Client.Authentication")
+
+
+def test_self_registration_is_pending_until_the_operator_approves(live_server: LiveServer) -> None:
+    anonymous = client(live_server.base_url, "marketplace")
+    request = _partner("self-signup", "ES*SLF")
+    pending = anonymous.RegisterPartner(**request)
+    assert pending.status == "pending"
+    own = client(live_server.base_url, "marketplace", "self-signup", "a-long-enough-password")
+    with pytest.raises(zeep.exceptions.Fault, match="not active"):
+        own.GetPartner(partnerId="self-signup")
+    admin = client(live_server.base_url, "marketplace", *ADMIN)
+    assert admin.ApprovePartner(partnerId="self-signup").status == "active"
+    assert own.GetPartner(partnerId="self-signup").status == "active"
+    with pytest.raises(zeep.exceptions.Fault) as raised:
+        anonymous.GetPartner(partnerId="self-signup")  # only registration is anonymous
+    assert raised.value.code.endswith("Client.Authentication")
+
+
+def test_nobody_self_registers_as_marketplace_operator(live_server: LiveServer) -> None:
+    request = _partner("fake-operator", "ES*FKO")
+    request["data"]["roles"] = {"role": ["EvseOperator", "MarketplaceOperator"]}  # type: ignore[index]
+    with pytest.raises(zeep.exceptions.Fault) as raised:
+        client(live_server.base_url, "marketplace").RegisterPartner(**request)
+    assert raised.value.code.endswith("Client.NotAuthorized")
