@@ -6,9 +6,21 @@ rolls back unless told to commit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from domain.marketplace.model import (
+    LifecycleState,
+    Offering,
+    OfferingStatus,
+    RoamingAgreement,
+    Service,
+    ServiceCategory,
+    ServiceContract,
+    UsageCall,
+)
 from domain.partners import Partner, PartnerData, PartnerStatus, Role
 
 
@@ -32,6 +44,75 @@ class PartnerRepository(Protocol):
     ) -> None: ...
 
 
+class MarketplaceRepository(Protocol):
+    """Services, offerings, contracts, roaming agreements, usage (persistence/marketplace.py)."""
+
+    def add_service(self, service: Service) -> None: ...
+    def update_service(self, service: Service) -> None: ...
+    def get_service(self, service_id: str) -> Service | None: ...
+    def browse(
+        self,
+        *,
+        category: ServiceCategory | None,
+        family: str | None,
+        version: int | None,
+        provider_id: str | None,
+        text: str | None,
+        states: Sequence[LifecycleState],
+        page: tuple[int, int],
+    ) -> tuple[list[Service], int]: ...
+    def add_offering(self, offering: Offering) -> None: ...
+    def update_offering(self, offering: Offering) -> None: ...
+    def get_offering(self, offering_id: str) -> Offering | None: ...
+    def list_offerings(
+        self,
+        *,
+        service_id: str | None,
+        provider_id: str | None,
+        status: OfferingStatus | None,
+        page: tuple[int, int],
+    ) -> tuple[list[Offering], int]: ...
+    def open_offerings_of(self, service_id: str) -> list[Offering]: ...
+    def add_contract(self, contract: ServiceContract) -> None: ...
+    def update_contract(self, contract: ServiceContract) -> None: ...
+    def get_contract(self, contract_id: str) -> ServiceContract | None: ...
+    def contracts_of(
+        self,
+        partner_id: str,
+        *,
+        as_requester: bool,
+        as_provider: bool,
+        service_id: str | None,
+        counterpart: str | None,
+    ) -> list[ServiceContract]: ...
+    def contracts_between(
+        self, requester_id: str, provider_id: str
+    ) -> list[tuple[ServiceContract, Service]]: ...
+    def active_contracts_of_service(self, service_id: str) -> list[ServiceContract]: ...
+    def add_agreement(self, agreement: RoamingAgreement) -> None: ...
+    def update_agreement(self, agreement: RoamingAgreement) -> None: ...
+    def get_agreement(self, agreement_id: str) -> RoamingAgreement | None: ...
+    def agreements_between(
+        self, operator_key: str, provider_key: str
+    ) -> list[RoamingAgreement]: ...
+    def agreements_of(
+        self, partner_id: str | None, operator_key: str | None, provider_key: str | None
+    ) -> list[RoamingAgreement]: ...
+    def record_call(
+        self,
+        contract_id: str,
+        at: datetime,
+        operation: str,
+        fault_code: str | None,
+        latency_ms: float,
+        over_quota: bool = False,
+    ) -> None: ...
+    def count_calls(self, contract_id: str, start: datetime, end: datetime) -> int: ...
+    def calls(self, contract_id: str, start: datetime, end: datetime) -> list[UsageCall]: ...
+    def bump(self, name: str) -> None: ...
+    def counter(self, name: str) -> int: ...
+
+
 class PasswordVault(Protocol):
     """Hashes passwords for verification and seals them for PasswordDigest checks."""
 
@@ -45,6 +126,9 @@ class PasswordVault(Protocol):
 class UnitOfWork(Protocol):
     @property
     def partners(self) -> PartnerRepository: ...
+
+    @property
+    def marketplace(self) -> MarketplaceRepository: ...
 
     def __enter__(self) -> Self: ...
 

@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from adapters.contract_inspector import ZeepContractInspector
 from bus.contracts import Contract, all_contracts
 from bus.guard import Limits
 from bus.pipeline import Handler, Pipeline
 from bus.wsse import Authenticator, Credential
+from domain.marketplace.validation import ContractValidator
 from domain.partners import PartnerStatus
 from endpoints.marketplace import service as marketplace
-from gembus.context import RequestContext
+from gembus.context import RequestContext, Services
 from gembus.logging import configure, get_logger
 from gembus.secrets import Vault, resolve_key
 from gembus.settings import PROJECT_ROOT, Settings
@@ -55,6 +57,7 @@ class Gembus:
     vault: Vault
     contracts: dict[str, Contract]
     app: GembusApp
+    services: Services | None = None
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.session_factory)
@@ -106,19 +109,23 @@ def build(settings: Settings | None = None) -> Gembus:
         anonymous_operations=ANONYMOUS_OPERATIONS,
     )
     contracts = all_contracts()
-    context_factory = _context_factory(session_factory, vault)
+    services = Services(
+        ContractValidator(lambda: SqlUnitOfWork(session_factory)), ZeepContractInspector()
+    )
+    context_factory = _context_factory(session_factory, vault, services)
     app = GembusApp(settings, contracts, pipeline, engine, context_factory)
-    return Gembus(settings, engine, session_factory, vault, contracts, app)
+    gembus = Gembus(settings, engine, session_factory, vault, contracts, app, services)
+    return gembus
 
 
 def _context_factory(
-    session_factory: sessionmaker[Session], vault: Vault
+    session_factory: sessionmaker[Session], vault: Vault, services: Services
 ) -> Callable[[str, str], RequestContext]:
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(session_factory)
 
     def make(message_id: str, family: str) -> RequestContext:
         log = get_logger("gembus.soap").bind(message_id=message_id, family=family)
-        return RequestContext(message_id, family, uow, vault, log)
+        return RequestContext(message_id, family, uow, vault, log, services=services)
 
     return make

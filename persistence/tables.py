@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -94,3 +94,102 @@ class WsseNonceRow(Base):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(128), primary_key=True)
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class ServiceRow(Base):
+    """A service a provider registered in the catalogue."""
+
+    __tablename__ = "service"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service_id: Mapped[str] = mapped_column(String(64), unique=True)
+    provider_id: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    name: Mapped[str] = mapped_column(String(255))
+    category: Mapped[str] = mapped_column(String(32), index=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    endpoint_url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class OfferingRow(Base):
+    __tablename__ = "offering"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    offering_id: Mapped[str] = mapped_column(String(64), unique=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.service_id"), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str | None] = mapped_column(Text)
+    terms_json: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ServiceContractRow(Base):
+    """A bilateral contract: the offering's terms are copied so later changes cannot alter it."""
+
+    __tablename__ = "service_contract"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[str] = mapped_column(String(64), unique=True)
+    offering_id: Mapped[str] = mapped_column(ForeignKey("offering.offering_id"), index=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("service.service_id"), index=True)
+    provider_id: Mapped[str] = mapped_column(String(64), index=True)
+    requester_id: Mapped[str] = mapped_column(String(64), index=True)
+    terms_json: Mapped[str] = mapped_column(Text)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    accepted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    requester_reference: Mapped[str | None] = mapped_column(String(64))
+    terminated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    terminated_by: Mapped[str | None] = mapped_column(String(64))
+    termination_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class RoamingAgreementRow(Base):
+    __tablename__ = "roaming_agreement"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    agreement_id: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_wire: Mapped[str] = mapped_column(String(16))
+    operator_key: Mapped[str] = mapped_column(String(16), index=True)
+    operator_partner_id: Mapped[str] = mapped_column(String(64), index=True)
+    provider_wire: Mapped[str] = mapped_column(String(16))
+    provider_key: Mapped[str] = mapped_column(String(16), index=True)
+    provider_partner_id: Mapped[str] = mapped_column(String(64), index=True)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    terminated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    terminated_by: Mapped[str | None] = mapped_column(String(64))
+    termination_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class UsageCallRow(Base):
+    """One call made under a service contract (the gateway's transaction log will feed this)."""
+
+    __tablename__ = "usage_call"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    operation: Mapped[str] = mapped_column(String(64))
+    fault_code: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    over_quota: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ChangeCounterRow(Base):
+    """Monotonic counters other processes poll to drop caches (e.g. SRV 1967's) after a change."""
+
+    __tablename__ = "change_counter"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)

@@ -9,6 +9,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gembus.errors import ConflictError, UnavailableError
+from persistence.marketplace import SqlMarketplaceRepository
 from persistence.repositories import SqlPartnerRepository
 
 
@@ -16,6 +17,7 @@ class SqlUnitOfWork:
     """Opens a session on enter; repositories share it; exit rolls back what is uncommitted."""
 
     partners: SqlPartnerRepository
+    marketplace: SqlMarketplaceRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -23,6 +25,7 @@ class SqlUnitOfWork:
     def __enter__(self) -> Self:
         self.session = self.session_factory()
         self.partners = SqlPartnerRepository(self.session)
+        self.marketplace = SqlMarketplaceRepository(self.session)
         return self
 
     def __exit__(

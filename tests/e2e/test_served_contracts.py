@@ -16,10 +16,10 @@ import zeep
 from lxml import etree
 
 from bus.contracts import all_contracts
+from bus.equivalence import differences, signature
 from gembus.bootstrap import build_handlers
 from tests.conftest import REPO
 from tests.e2e.conftest import LiveServer
-from tests.support.equivalence import differences, signature
 from tests.support.soap import envelope, wsse_header
 
 pytestmark = pytest.mark.e2e

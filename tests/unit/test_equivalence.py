@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bus.equivalence import differences, signature
 from tests.conftest import REPO
-from tests.support.equivalence import differences, signature
 
 
 def _copy_contracts(tmp_path: Path) -> Path:

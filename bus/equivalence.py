@@ -1,5 +1,9 @@
 """Contract equivalence: what two WSDLs promise a client, compared field by field.
 
+Used at registration time (a provider's endpoint must serve the canonical contract of the
+family it claims) and by the conformance tests (served WSDL == canonical). xmlschema is slow
+but thorough, which is right for this: it never runs on the request hot path.
+
 A signature is built from the WSDL's operations (name, soapAction, input/output/fault element
 QNames) and, for every element they reach, the XSD structure a code generator sees: child
 element QNames in order, their type names and occurrences, recursively, plus simple-type
@@ -29,7 +33,7 @@ def signature(wsdl_bytes: bytes, base_url: str) -> Signature:
         (imp.get("namespace"), _join(base_url, imp.get("schemaLocation", "")))
         for imp in root.iterfind(f"{{{WSDL}}}types/{{{XS}}}schema/{{{XS}}}import")
     ]
-    schemas = [xmlschema.XMLSchema(location) for _, location in locations]
+    schemas = [xmlschema.XMLSchema(location, timeout=10) for _, location in locations]
     elements = {}
     for schema in schemas:
         for name, element in schema.maps.elements.items():
@@ -62,7 +66,7 @@ def _operations(root: etree._Element) -> dict[str, Any]:
         ]
         for m in root.iterfind(f"{{{WSDL}}}message")
     }
-    operations = {}
+    operations: dict[str, Any] = {}
     for op in root.iterfind(f"{{{WSDL}}}portType/{{{WSDL}}}operation"):
         found: dict[str, Any] = {"elements": []}
         for kind in ("input", "output", "fault"):
@@ -70,7 +74,7 @@ def _operations(root: etree._Element) -> dict[str, Any]:
                 message = parts[node.get("message", "").rpartition(":")[2]]
                 found.setdefault(kind, []).append((node.get("name"), message))
                 found["elements"] += [qname for qname, _ in message]
-        operations[op.get("name")] = found
+        operations[op.get("name", "")] = found
     return operations
 
 

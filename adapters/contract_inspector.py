@@ -1,0 +1,53 @@
+"""Checks a provider's endpoint against the canonical contract of the family it claims.
+
+At service registration gembus fetches ``<endpoint>?wsdl`` with zeep (strict, no DTDs, no
+entities), makes sure zeep can load it, and compares its signature with the canonical
+WSDL's (bus/equivalence.py). Network and parse failures are differences too: a provider
+whose WSDL cannot be read cannot be registered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+from zeep import Client, Settings
+from zeep.exceptions import Error as ZeepError
+from zeep.transports import Transport
+
+from bus.contracts import WSDL_DIR
+from bus.equivalence import differences, signature
+from domain.marketplace.model import InterfaceRef
+
+_SETTINGS = Settings(strict=True, forbid_dtd=True, forbid_entities=True, xml_huge_tree=False)
+
+
+class ZeepContractInspector:
+    """Implements domain.marketplace.catalogue.ContractInspector."""
+
+    def __init__(self, timeout_s: float = 10.0) -> None:
+        self.timeout_s = timeout_s
+
+    def known(self, interface: InterfaceRef) -> bool:
+        return interface.version == 1 and self._canonical(interface).is_file()
+
+    def differences(self, endpoint_url: str, interface: InterfaceRef) -> list[str]:
+        url = endpoint_url + ("&wsdl" if "?" in endpoint_url else "?wsdl")
+        transport = Transport(timeout=self.timeout_s, operation_timeout=self.timeout_s)  # type: ignore[no-untyped-call]
+        try:
+            served = transport.load(url)  # type: ignore[no-untyped-call]
+            Client(url, transport=transport, settings=_SETTINGS)  # type: ignore[no-untyped-call]
+            found = signature(served, url)
+        except (requests.RequestException, ZeepError, OSError, ValueError) as exc:
+            return [f"cannot load {url}: {type(exc).__name__}: {str(exc)[:200]}"]
+        except (
+            Exception
+        ) as exc:  # any schema error of a partner's WSDL is a difference, not a crash
+            return [f"cannot read the contract at {url}: {type(exc).__name__}: {str(exc)[:200]}"]
+        canonical_path = self._canonical(interface)
+        canonical = signature(canonical_path.read_bytes(), canonical_path.as_uri())
+        return differences(canonical, found)
+
+    @staticmethod
+    def _canonical(interface: InterfaceRef) -> Path:
+        return WSDL_DIR / f"{interface.family}.wsdl"
