@@ -18,6 +18,7 @@ from bus.contracts import Contract
 from bus.guard import WSSE_NS, GuardedRequest, Limits, check_request
 from bus.soap import Fault, SoapVersion
 from bus.wsse import Authenticator
+from domain.partners import Partner
 from gembus.context import RequestContext
 from gembus.errors import (
     AuthenticationError,
@@ -93,9 +94,12 @@ class Pipeline:
         if key in self.anonymous_operations and not _has_security(msg.guarded.header):
             ctx.log = ctx.log.bind(partner="anonymous")
             return msg  # ctx.partner stays None: the handler applies the anonymous rules
-        partner_id = self.authenticator.authenticate(msg.guarded.header)
-        with ctx.uow() as uow:
-            partner = uow.partners.get(partner_id)
+        credential = self.authenticator.authenticate(msg.guarded.header)
+        partner_id = credential.partner_id
+        partner = credential.principal
+        if not isinstance(partner, Partner):
+            with ctx.uow() as uow:
+                partner = uow.partners.get(partner_id)
         if partner is None or not partner.is_active:
             raise AuthenticationError("the partner is not active")
         ctx.partner = partner

@@ -16,7 +16,7 @@ import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from lxml import etree
 
@@ -37,6 +37,7 @@ class Credential:
     partner_id: str
     password: str  # clear text, decrypted from the store: PasswordDigest needs it
     active: bool
+    principal: Any = None  # what the store loaded with it (the domain Partner), to avoid a reload
 
 
 class CredentialStore(Protocol):
@@ -105,8 +106,8 @@ class Authenticator:
     allow_password_text: bool = False
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
-    def authenticate(self, header: etree._Element | None) -> str:
-        """Return the authenticated partner ID or raise AuthenticationError."""
+    def authenticate(self, header: etree._Element | None) -> Credential:
+        """Return the authenticated partner's credential or raise AuthenticationError."""
         token = extract_token(header)
         credential = self.credentials.credential_for(token.username)
         if token.password_type == PASSWORD_DIGEST:
@@ -118,7 +119,7 @@ class Authenticator:
         assert credential is not None
         if not credential.active:
             raise AuthenticationError("the partner is not active")
-        return credential.partner_id
+        return credential
 
     def _check_digest(self, token: UsernameToken, credential: Credential | None) -> None:
         if token.nonce is None or token.created is None or token.nonce_text is None:

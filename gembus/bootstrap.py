@@ -16,35 +16,21 @@ from sqlalchemy.orm import Session, sessionmaker
 from adapters.contract_inspector import ZeepContractInspector
 from bus.contracts import Contract, all_contracts
 from bus.guard import Limits
+from bus.metering import UsageMeter
 from bus.pipeline import Handler, Pipeline
-from bus.wsse import Authenticator, Credential
+from bus.wsse import Authenticator
 from domain.marketplace.validation import ContractValidator
-from domain.partners import PartnerStatus
+from endpoints.contract_validation import service as contract_validation
 from endpoints.marketplace import service as marketplace
 from gembus.context import RequestContext, Services
+from gembus.identity import CachedCredentialStore
 from gembus.logging import configure, get_logger
 from gembus.secrets import Vault, resolve_key
 from gembus.settings import PROJECT_ROOT, Settings
 from gembus.web import GembusApp
 from persistence.engine import make_engine, make_session_factory
-from persistence.repositories import SqlNonceStore, SqlPartnerRepository
+from persistence.repositories import SqlNonceStore
 from persistence.unit_of_work import SqlUnitOfWork
-
-
-class SqlCredentialStore:
-    """UsernameToken credentials from the partner table, unsealed with the deployment key."""
-
-    def __init__(self, session_factory: sessionmaker[Session], vault: Vault) -> None:
-        self.session_factory = session_factory
-        self.vault = vault
-
-    def credential_for(self, username: str) -> Credential | None:
-        with self.session_factory() as session:
-            found = SqlPartnerRepository(session).sealed_credential(username)
-        if found is None:
-            return None
-        _hash, sealed, status = found
-        return Credential(username, self.vault.open(sealed), status is PartnerStatus.ACTIVE)
 
 
 @dataclass
@@ -79,7 +65,32 @@ def build_handlers() -> dict[str, dict[str, Handler]]:
         "GetPartner",
         "ListPartners",
     )
-    return {"marketplace": dict.fromkeys(partner_ops, market.call)}
+    service_ops = (
+        "RegisterService",
+        "UpdateService",
+        "ChangeServiceLifecycle",
+        "DeregisterService",
+        "GetService",
+        "BrowseCatalogue",
+        "CreateOffering",
+        "WithdrawOffering",
+        "ListOfferings",
+    )
+    contract_ops = (
+        "AcceptOffering",
+        "TerminateContract",
+        "ListMyContracts",
+        "GetContract",
+        "CreateRoamingAgreement",
+        "TerminateRoamingAgreement",
+        "ListRoamingAgreements",
+    )
+    billing_ops = ("GetUsageReport", "GetBillingStatement")
+    marketplace_ops = partner_ops + service_ops + contract_ops + billing_ops
+    return {
+        "marketplace": dict.fromkeys(marketplace_ops, market.call),
+        "contract_validation": dict(contract_validation.HANDLERS),
+    }
 
 
 def build(settings: Settings | None = None) -> Gembus:
@@ -89,7 +100,7 @@ def build(settings: Settings | None = None) -> Gembus:
     session_factory = make_session_factory(engine)
     vault = Vault(resolve_key(settings.secret_key, PROJECT_ROOT / "var" / "secret.key"))
     authenticator = Authenticator(
-        SqlCredentialStore(session_factory, vault),
+        CachedCredentialStore(session_factory, vault),
         SqlNonceStore(session_factory),
         window_s=settings.wsse_created_window_s,
         allow_password_text=settings.allow_password_text,
@@ -114,6 +125,9 @@ def build(settings: Settings | None = None) -> Gembus:
     )
     context_factory = _context_factory(session_factory, vault, services)
     app = GembusApp(settings, contracts, pipeline, engine, context_factory)
+    app.meter = UsageMeter(
+        services.validator, lambda: SqlUnitOfWork(session_factory), settings.operator_partner_id
+    )
     gembus = Gembus(settings, engine, session_factory, vault, contracts, app, services)
     return gembus
 

@@ -98,6 +98,9 @@ def demo_load() -> None:
     gembus = _gembus()
     for partner_id, created in demo_data.load(gembus.uow, gembus.vault):
         click.echo(f"{'created' if created else 'exists '}  {partner_id}")
+    base = gembus.settings.public_url.rstrip("/") or f"http://{gembus.settings.bind}"
+    for line in demo_data.load_marketplace(gembus.uow, base):
+        click.echo(f"created  {line}")
 
 
 @main.group()

@@ -48,6 +48,8 @@ class Settings:
     #: Key that encrypts stored UsernameToken secrets (PasswordDigest needs the clear password);
     #: a Fernet key. Empty: a key file in var/ is created on first use (development only).
     secret_key: str = ""
+    #: Partner ID under which gembus's own services are offered in the catalogue (usage metering).
+    operator_partner_id: str = "gembus-admin"
     #: Validate every inbound Body against the canonical XSD.
     validate_requests: bool = True
     #: Log level (DEBUG, INFO, WARNING, ERROR).

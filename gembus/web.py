@@ -27,6 +27,7 @@ from sqlalchemy import Engine, text
 
 from bus.contracts import XSD_DIR, Contract, served_wsdl
 from bus.guard import check_length
+from bus.metering import UsageMeter
 from bus.pipeline import Message, Pipeline, fault_for
 from bus.soap import Fault, build_envelope, build_fault, fault_http_status
 from gembus import metrics
@@ -60,6 +61,8 @@ class GembusApp:
     context_factory: Callable[[str, str], RequestContext]
     #: The Business Services web UI, mounted under /ui (set by gembus.bootstrap).
     ui: Callable[[Environ, StartResponse], Iterable[bytes]] | None = None
+    #: Counts calls made under service contracts (set by gembus.bootstrap).
+    meter: UsageMeter | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -187,6 +190,8 @@ class GembusApp:
                 raise
             fault = self.log_fault(ctx, exc)
         elapsed = time.perf_counter() - started
+        if self.meter is not None and ctx.operation is not None:
+            self.meter_call(ctx, fault, elapsed)
         metrics.observe(
             contract.family, ctx.operation or "unknown", fault.code if fault else None, elapsed
         )
@@ -197,6 +202,17 @@ class GembusApp:
             bytes_in=len(msg.raw),
         )
         return self.soap_response(msg, fault, message_id)
+
+    def meter_call(self, ctx: RequestContext, fault: Fault | None, elapsed: float) -> None:
+        """Count the call under its contract; metering must never turn a reply into a fault."""
+        assert self.meter is not None and ctx.operation is not None
+        partner_id = ctx.partner.partner_id if ctx.partner else None
+        try:
+            self.meter.record(
+                partner_id, ctx.family, ctx.operation, fault.code if fault else None, elapsed * 1000
+            )
+        except Exception:  # logged with its traceback; the partner still gets its answer
+            ctx.log.error("usage.meter_failed", error=traceback.format_exc())
 
     def read_body(self, environ: Environ) -> bytes:
         limits = self.pipeline.limits

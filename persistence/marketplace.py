@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, func, or_, select, update
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from domain.identifiers import OperatorId, ProviderId
@@ -27,6 +27,7 @@ from domain.marketplace.model import (
     UsageCall,
     Validity,
 )
+from persistence.repositories import bump_counter
 from persistence.tables import (
     ChangeCounterRow,
     OfferingRow,
@@ -210,7 +211,7 @@ class SqlMarketplaceRepository:
             )
             .order_by(ServiceContractRow.accepted_at)
         )
-        return [(_contract(c), _service(s)) for c, s in self.session.execute(query).tuples()]
+        return [(_contract(c), _service(s)) for c, s in self.session.execute(query)]
 
     def active_contracts_of_service(self, service_id: str) -> list[ServiceContract]:
         rows = self.session.scalars(
@@ -331,14 +332,7 @@ class SqlMarketplaceRepository:
     # --------------------------------------------------------------- counters
     def bump(self, name: str) -> None:
         """Increment a change counter in the caller's transaction (caches poll it)."""
-        changed = self.session.execute(
-            update(ChangeCounterRow)
-            .where(ChangeCounterRow.name == name)
-            .values(value=ChangeCounterRow.value + 1)
-        ).rowcount  # type: ignore[attr-defined]
-        if not changed:
-            self.session.add(ChangeCounterRow(name=name, value=1))
-        self.session.flush()
+        bump_counter(self.session, name)
 
     def counter(self, name: str) -> int:
         return (

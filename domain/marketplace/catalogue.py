@@ -255,14 +255,15 @@ def create_offering(
     terms: Terms,
     validity: Validity,
 ) -> Offering:
-    """Offer a published service under terms; only its provider may."""
+    """Offer a draft or published service under terms; only its provider may.
+
+    An offering of a draft service can be accepted once the service is published.
+    """
     service = load_service(uow, service_id)
     if actor.partner_id != service.provider_id:
         raise NotAuthorizedError("only the service's provider may offer it", field="serviceId")
-    if service.state is not LifecycleState.PUBLISHED:
-        raise InvalidStateError(
-            f"a {service.state} service cannot be offered; publish it first", field="serviceId"
-        )
+    if service.state not in (LifecycleState.DRAFT, LifecycleState.PUBLISHED):
+        raise InvalidStateError(f"a {service.state} service cannot be offered", field="serviceId")
     _check_terms(terms)
     if validity.valid_to is not None and validity.valid_to <= validity.valid_from:
         raise ClientError("validTo must be after validFrom", field="validity/validTo")

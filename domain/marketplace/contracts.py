@@ -146,6 +146,9 @@ def list_my_contracts(
     )
     if status is not None:
         found = [c for c in found if c.status_at(now) is status]
+    # the contract's order: acceptedAt descending, then serviceContractId (two stable sorts)
+    found = sorted(found, key=lambda c: c.contract_id)
+    found.sort(key=lambda c: c.accepted_at, reverse=True)
     return found[page.offset : page.offset + page.size], len(found)
 
 

@@ -20,7 +20,7 @@ from domain.marketplace.contracts import load_contract
 from domain.marketplace.model import AgreementStatus, ServiceContract, UsageCall
 from domain.partners import Partner, Role
 from domain.ports import UnitOfWork
-from gembus.errors import ClientError, NotAuthorizedError
+from gembus.errors import ClientError, NotAuthorizedError, NotFoundError
 
 MAX_REPORT_DAYS = 366
 #: ISO 4217 minor units that are not 2 (the rest of the world uses cents).
@@ -86,7 +86,9 @@ def usage_report(
     per_day: dict[date, list[UsageCall]] = defaultdict(list)
     for call in calls:
         per_day[call.at.astimezone(UTC).date()].append(call)
-    days = tuple((day, figures(per_day[day])) for day in sorted(per_day))
+    # one row per day of the period, days without calls included (xsd/marketplace.xsd)
+    all_days = (start_day.date() + timedelta(days=n) for n in range((end_day - start_day).days))
+    days = tuple((day, figures(per_day[day])) for day in all_days)
     return UsageReport(contract, start_day, end_day, figures(calls), days, datetime.now(UTC))
 
 
@@ -186,8 +188,12 @@ def billing_statement(
     """Calls x price + monthly fees + quota overruns of every contract live in the month."""
     if actor.partner_id != partner_id and not actor.has_role(Role.MARKETPLACE_OPERATOR):
         raise NotAuthorizedError("a partner sees only its own statement", field="partnerId")
+    if uow.partners.get(partner_id) is None:
+        raise NotFoundError("Partner", f"no partner {partner_id}", field="partnerId")
     now = now or datetime.now(UTC)
     start, end = month_bounds(month)
+    if start > now:
+        raise InvalidPeriodError(f"{month} has not begun", field="month")
     contracts = uow.marketplace.contracts_of(
         partner_id, as_requester=True, as_provider=True, service_id=None, counterpart=None
     )

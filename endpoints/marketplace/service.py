@@ -12,6 +12,9 @@ from spyne import ServiceBase, Unicode, rpc
 
 from domain.marketplace import partners as uc
 from domain.partners import Address, Contact, Partner, PartnerData, PartnerStatus, Role
+from endpoints.marketplace.billing import MarketplaceBilling
+from endpoints.marketplace.catalogue import MarketplaceCatalogue
+from endpoints.marketplace.contracts import MarketplaceContracts
 from endpoints.marketplace.messages import (
     MARKETPLACE_NS,
     AcknowledgementType,
@@ -188,4 +191,8 @@ class MarketplacePartners(ServiceBase):
 
 
 def endpoint() -> SpyneEndpoint:
-    return SpyneEndpoint([MarketplacePartners], MARKETPLACE_NS, "Marketplace")
+    return SpyneEndpoint(
+        [MarketplacePartners, MarketplaceCatalogue, MarketplaceContracts, MarketplaceBilling],
+        MARKETPLACE_NS,
+        "Marketplace",
+    )

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from tests.conftest import REPO
+from tests.support.databases import fresh_postgres_database
 
 
 @dataclass(frozen=True)
@@ -53,9 +54,17 @@ def gembus_cli(env: dict[str, str], *args: str) -> str:
 
 
 @pytest.fixture(scope="session")
+def live_server_database() -> Iterator[str]:
+    """The server's own database: the integration tier empties the shared one between tests."""
+    with fresh_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def live_server(
-    postgres_url: str, secret_key: str, tmp_path_factory: pytest.TempPathFactory
+    live_server_database: str, secret_key: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveServer]:
+    postgres_url = live_server_database
     port = free_port()
     log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
     env = {
@@ -96,7 +105,7 @@ def _wait_healthy(server: LiveServer, process: subprocess.Popen[bytes]) -> None:
         try:
             if requests.get(f"{server.base_url}/health", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     pytest.fail(f"gunicorn did not become healthy in 30 s:\n{server.log()}")

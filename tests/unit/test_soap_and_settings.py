@@ -99,7 +99,7 @@ def test_digest_is_checked_and_nonces_are_kept_twice_the_window() -> None:
     assert (
         auth.authenticate(
             _header(wsse_header("ice", "s3cret-password", nonce=b"n1", created=created))
-        )
+        ).partner_id
         == "ice"
     )
     (expires,) = nonces.seen.values()
@@ -127,7 +127,9 @@ def test_authentication_failures_are_precise(xml: str, reason: str) -> None:
 def test_password_text_only_when_configured_and_inactive_partners_never() -> None:
     text = _header(wsse_header("ice", "s3cret-password", digest=False))
     assert (
-        Authenticator(FakeCredentials(), FakeNonces(), allow_password_text=True).authenticate(text)
+        Authenticator(FakeCredentials(), FakeNonces(), allow_password_text=True)
+        .authenticate(text)
+        .partner_id
         == "ice"
     )
     with pytest.raises(AuthenticationError, match="not active"):

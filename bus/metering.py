@@ -1,0 +1,72 @@
+"""Usage metering: every call made under a service contract is counted for usage and billing.
+
+Until the gateway's transaction log exists (it will feed the same table), gembus meters the
+calls partners make to gembus's own services: the calling partner's active contract for the
+family, provided by the marketplace operator's partner, is found through SRV 1967's cache and
+one row is written per call. Calls beyond the contract's daily or monthly quota are flagged,
+so billing can charge the overrun price.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from domain.marketplace.model import ServiceContract
+from domain.marketplace.validation import ContractValidator
+from domain.ports import UnitOfWork
+
+
+@dataclass
+class UsageMeter:
+    validator: ContractValidator
+    uow: Callable[[], UnitOfWork]
+    operator_partner_id: str
+
+    def record(
+        self,
+        partner_id: str | None,
+        family: str,
+        operation: str,
+        fault_code: str | None,
+        latency_ms: float,
+        at: datetime | None = None,
+    ) -> str | None:
+        """Record the call if it was made under a contract; returns that contract's ID."""
+        if partner_id is None or partner_id == self.operator_partner_id:
+            return None
+        at = at or datetime.now(UTC)
+        answer = self.validator.validate_service_contract(
+            partner_id, self.operator_partner_id, interface=(family, 1), at=at
+        )
+        if not answer.valid:
+            return None
+        contract = answer.contracts[0][0]
+        with self.uow() as uow:
+            over = self._over_quota(uow, contract, at)
+            uow.marketplace.record_call(
+                contract.contract_id, at, operation, fault_code, latency_ms, over
+            )
+            uow.commit()
+        return contract.contract_id
+
+    @staticmethod
+    def _over_quota(uow: UnitOfWork, contract: ServiceContract, at: datetime) -> bool:
+        quota = contract.terms.quota
+        if quota is None:
+            return False
+        day = datetime.combine(at.date(), datetime.min.time(), UTC)
+        if (
+            quota.per_day is not None
+            and uow.marketplace.count_calls(contract.contract_id, day, day + timedelta(days=1))
+            >= quota.per_day
+        ):
+            return True
+        month = day.replace(day=1)
+        next_month = (month + timedelta(days=32)).replace(day=1)
+        return (
+            quota.per_month is not None
+            and uow.marketplace.count_calls(contract.contract_id, month, next_month)
+            >= quota.per_month
+        )

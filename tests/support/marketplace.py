@@ -1,0 +1,84 @@
+"""Build marketplace state through the real use cases (for tests that need contracts to exist)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+
+from domain.marketplace import catalogue, contracts
+from domain.marketplace.model import (
+    InterfaceRef,
+    LifecycleState,
+    Quota,
+    ServiceCategory,
+    ServiceContract,
+    ServiceData,
+    Terms,
+    Validity,
+)
+from domain.partners import Partner
+from domain.ports import UnitOfWork
+
+
+class AcceptingInspector:
+    """Stands in for the provider endpoint check when no provider server runs (integration tier)."""
+
+    def known(self, interface: InterfaceRef) -> bool:
+        return True
+
+    def differences(self, endpoint_url: str, interface: InterfaceRef) -> list[str]:
+        return []
+
+
+def partner(uow_factory: Callable[[], UnitOfWork], partner_id: str) -> Partner:
+    with uow_factory() as uow:
+        found = uow.partners.get(partner_id)
+    assert found is not None, partner_id
+    return found
+
+
+def published_offering(
+    uow_factory: Callable[[], UnitOfWork],
+    provider: Partner,
+    *,
+    family: str = "evse_search",
+    price: str = "0.01",
+    fee: str | None = "100.00",
+    quota: Quota | None = None,
+    valid_to: datetime | None = None,
+) -> str:
+    """A published service of ``provider`` with one open offering; returns the offering ID."""
+    with uow_factory() as uow:
+        data = ServiceData(
+            f"{family} by {provider.partner_id}",
+            ServiceCategory.BASIC_END_USER,
+            InterfaceRef(family, 1),
+            f"https://{provider.partner_id}.example/{family}",
+        )
+        service = catalogue.register_service(uow, AcceptingInspector(), provider, None, data)
+        catalogue.change_lifecycle(uow, provider, service.service_id, LifecycleState.PUBLISHED)
+        terms = Terms("EUR", Decimal(price), Decimal(fee) if fee else None, quota)
+        offering = catalogue.create_offering(
+            uow,
+            provider,
+            service.service_id,
+            "Standard",
+            None,
+            terms,
+            Validity(datetime(2020, 1, 1).astimezone(), valid_to),
+        )
+        uow.commit()
+    return offering.offering_id
+
+
+def contract(
+    uow_factory: Callable[[], UnitOfWork],
+    requester: Partner,
+    offering_id: str,
+    validity: Validity | None = None,
+) -> ServiceContract:
+    with uow_factory() as uow:
+        accepted = contracts.accept_offering(uow, requester, offering_id, validity, None)
+        uow.commit()
+    return accepted
