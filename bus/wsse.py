@@ -38,16 +38,30 @@ class Credential:
     password: str  # clear text, decrypted from the store: PasswordDigest needs it
     active: bool
     principal: Any = None  # what the store loaded with it (the domain Partner), to avoid a reload
+    version: int = 0  # the store's change version when it was read
 
 
-class CredentialStore(Protocol):
-    def credential_for(self, username: str) -> Credential | None: ...
+@dataclass(frozen=True)
+class Consumed:
+    """What recording a nonce learnt: whether it was new, and whether the credential is current."""
+
+    fresh: bool
+    current: bool
 
 
-class NonceStore(Protocol):
-    def remember(self, username: str, nonce: str, expires_at: datetime) -> bool:
-        """Record the nonce; False when this (username, nonce) was seen before."""
-        ...
+class IdentityStore(Protocol):
+    """Credentials and the replay store, shared by every worker and node.
+
+    ``credential_for`` may answer from a per-process cache; ``consume`` records the nonce and,
+    in the same round trip, says whether a credential read at ``version`` is still current, so
+    a warm request costs one database statement and a stale cache is never trusted.
+    """
+
+    def credential_for(self, username: str, *, fresh: bool = False) -> Credential | None: ...
+
+    def consume(
+        self, username: str, nonce: str, expires_at: datetime, version: int
+    ) -> Consumed: ...
 
 
 @dataclass(frozen=True)
@@ -100,8 +114,7 @@ def _read_token(token: etree._Element) -> UsernameToken:
 class Authenticator:
     """Checks a UsernameToken against the credential and nonce stores."""
 
-    credentials: CredentialStore
-    nonces: NonceStore
+    store: IdentityStore
     window_s: int = 300
     allow_password_text: bool = False
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
@@ -109,10 +122,11 @@ class Authenticator:
     def authenticate(self, header: etree._Element | None) -> Credential:
         """Return the authenticated partner's credential or raise AuthenticationError."""
         token = extract_token(header)
-        credential = self.credentials.credential_for(token.username)
+        credential: Credential | None
         if token.password_type == PASSWORD_DIGEST:
-            self._check_digest(token, credential)
+            credential = self._check_digest(token)
         elif token.password_type == PASSWORD_TEXT and self.allow_password_text:
+            credential = self.store.credential_for(token.username, fresh=True)
             self._check_text(token, credential)
         else:
             raise AuthenticationError("only PasswordDigest UsernameTokens are accepted here")
@@ -121,21 +135,25 @@ class Authenticator:
             raise AuthenticationError("the partner is not active")
         return credential
 
-    def _check_digest(self, token: UsernameToken, credential: Credential | None) -> None:
+    def _check_digest(self, token: UsernameToken) -> Credential:
         if token.nonce is None or token.created is None or token.nonce_text is None:
             raise AuthenticationError("PasswordDigest needs a Nonce and a Created timestamp")
         created_at = self._check_created(token.created)
-        secret = credential.password if credential else ""
-        expected = base64.b64encode(
-            hashlib.sha1(token.nonce + token.created.encode() + secret.encode()).digest()  # noqa: S324 - prescribed by the UsernameToken profile
-        ).decode()
-        if credential is None or not hmac.compare_digest(expected, token.password.strip()):
-            raise AuthenticationError("authentication failed")
+        credential = self.store.credential_for(token.username)
+        _verify_digest(token, credential)
+        assert credential is not None
         expires = created_at + timedelta(seconds=2 * self.window_s)
-        if not self.nonces.remember(token.username, token.nonce_text, expires):
+        consumed = self.store.consume(token.username, token.nonce_text, expires, credential.version)
+        if not consumed.fresh:
             raise AuthenticationError("replayed nonce")
+        if not consumed.current:  # the partner changed since it was cached: check again, fresh
+            credential = self.store.credential_for(token.username, fresh=True)
+            _verify_digest(token, credential)
+            assert credential is not None
+        return credential
 
-    def _check_text(self, token: UsernameToken, credential: Credential | None) -> None:
+    @staticmethod
+    def _check_text(token: UsernameToken, credential: Credential | None) -> None:
         secret = credential.password if credential else ""
         if credential is None or not hmac.compare_digest(secret, token.password):
             raise AuthenticationError("authentication failed")
@@ -150,3 +168,14 @@ class Authenticator:
         if abs((self.now() - created_at).total_seconds()) > self.window_s:
             raise AuthenticationError(f"stale Created: more than {self.window_s} s from now")
         return created_at
+
+
+def _verify_digest(token: UsernameToken, credential: Credential | None) -> None:
+    """Base64(SHA-1(nonce + created + password)) in constant time; unknown users fail alike."""
+    assert token.nonce is not None and token.created is not None
+    secret = credential.password if credential else ""
+    expected = base64.b64encode(
+        hashlib.sha1(token.nonce + token.created.encode() + secret.encode()).digest()  # noqa: S324 - prescribed by the UsernameToken profile
+    ).decode()
+    if credential is None or not hmac.compare_digest(expected, token.password.strip()):
+        raise AuthenticationError("authentication failed")

@@ -23,13 +23,12 @@ from domain.marketplace.validation import ContractValidator
 from endpoints.contract_validation import service as contract_validation
 from endpoints.marketplace import service as marketplace
 from gembus.context import RequestContext, Services
-from gembus.identity import CachedCredentialStore
+from gembus.identity import SqlIdentityStore, nonce_engine
 from gembus.logging import configure, get_logger
 from gembus.secrets import Vault, resolve_key
 from gembus.settings import PROJECT_ROOT, Settings
 from gembus.web import GembusApp
 from persistence.engine import make_engine, make_session_factory
-from persistence.repositories import SqlNonceStore
 from persistence.unit_of_work import SqlUnitOfWork
 
 
@@ -100,8 +99,7 @@ def build(settings: Settings | None = None) -> Gembus:
     session_factory = make_session_factory(engine)
     vault = Vault(resolve_key(settings.secret_key, PROJECT_ROOT / "var" / "secret.key"))
     authenticator = Authenticator(
-        CachedCredentialStore(session_factory, vault),
-        SqlNonceStore(session_factory),
+        SqlIdentityStore(session_factory, nonce_engine(engine), vault),
         window_s=settings.wsse_created_window_s,
         allow_password_text=settings.allow_password_text,
     )

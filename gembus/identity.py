@@ -1,54 +1,113 @@
-"""UsernameToken credentials for the authenticator, cached per process and always current.
+"""The identity store behind WS-Security: cached credentials, and nonces in the database.
 
-Every request needs the partner's clear password (for the PasswordDigest) and its domain
-record. Decrypting and loading both on every call cost two queries and a Fernet decrypt; here
-they are cached per partner, and each request reads only the ``partners`` change counter
-(one primary-key SELECT), which every partner change bumps in its own transaction. So a
-deactivation or a password rotation is effective on every worker and node at the very next
-request, while an unchanged partner costs one tiny query.
+Every request needs the partner's clear password (for the PasswordDigest), its domain record
+and a nonce that no worker or node has seen. Credentials are cached per process; recording
+the nonce reads, in the same statement, the ``partners`` change counter that every partner
+change bumps in its own transaction, so a warm request costs ONE statement and a cached
+credential is re-read whenever any partner changed (deactivation and password rotation are
+effective at the very next request on every worker).
+
+Nonces travel on their own small engine whose PostgreSQL sessions run with
+``synchronous_commit=off``: the reply does not wait for an fsync of the nonce row. A crash
+can lose only the last moments of nonces, and their Created window closes within minutes.
 """
 
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
-from bus.wsse import Credential
+from bus.wsse import Consumed, Credential
 from domain.partners import PartnerStatus
 from gembus.secrets import Vault
-from persistence.marketplace import SqlMarketplaceRepository
 from persistence.repositories import PARTNERS_COUNTER, SqlPartnerRepository
 
+_COUNTER = text("SELECT value FROM change_counter WHERE name = :name")
+_INSERT = text(
+    "INSERT INTO wsse_nonce (username, nonce, expires_at) VALUES (:u, :n, :e) "
+    "ON CONFLICT DO NOTHING RETURNING 1"
+)
+_PG_CONSUME = text(
+    "WITH inserted AS (INSERT INTO wsse_nonce (username, nonce, expires_at) VALUES (:u, :n, :e) "
+    "ON CONFLICT DO NOTHING RETURNING 1) "
+    "SELECT (SELECT count(*) FROM inserted), "
+    "(SELECT value FROM change_counter WHERE name = :name)"
+)
+_PURGE = text("DELETE FROM wsse_nonce WHERE expires_at < :now")
 
-class CachedCredentialStore:
-    """Implements bus.wsse.CredentialStore."""
 
-    def __init__(self, session_factory: sessionmaker[Session], vault: Vault) -> None:
+def nonce_engine(engine: Engine) -> Engine:
+    """A two-connection engine for nonce rows; asynchronous commit on PostgreSQL."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    url = engine.url.render_as_string(hide_password=False)
+    return create_engine(
+        url,
+        pool_size=2,
+        max_overflow=4,
+        pool_pre_ping=False,
+        connect_args={"options": "-c synchronous_commit=off"},
+    )
+
+
+class SqlIdentityStore:
+    """Implements bus.wsse.IdentityStore."""
+
+    PURGE_EVERY = 1000
+
+    def __init__(
+        self, session_factory: sessionmaker[Session], nonces: Engine, vault: Vault
+    ) -> None:
         self.session_factory = session_factory
+        self.nonces = nonces
         self.vault = vault
         self._cache: dict[str, Credential] = {}
-        self._version = -1
         self._lock = threading.Lock()
+        self._calls = 0
 
-    def credential_for(self, username: str) -> Credential | None:
-        with self.session_factory() as session:
-            version = SqlMarketplaceRepository(session).counter(PARTNERS_COUNTER)
+    def credential_for(self, username: str, *, fresh: bool = False) -> Credential | None:
+        if not fresh:
             with self._lock:
-                if version != self._version:
-                    self._cache.clear()
-                    self._version = version
                 cached = self._cache.get(username)
             if cached is not None:
                 return cached
-            loaded = self._load(session, username)
-        if loaded is not None:
-            with self._lock:
-                if self._version == version:
-                    self._cache[username] = loaded
+        with self.session_factory() as session:
+            version = session.execute(_COUNTER, {"name": PARTNERS_COUNTER}).scalar() or 0
+            loaded = self._load(session, username, version)
+        with self._lock:
+            if loaded is None:
+                self._cache.pop(username, None)
+            else:
+                self._cache[username] = loaded
         return loaded
 
-    def _load(self, session: Session, username: str) -> Credential | None:
+    def consume(self, username: str, nonce: str, expires_at: datetime, version: int) -> Consumed:
+        self._calls += 1
+        with self.nonces.begin() as connection:
+            if self._calls % self.PURGE_EVERY == 1:
+                connection.execute(_PURGE, {"now": datetime.now(UTC)})
+            inserted, current = self._insert(connection, username, nonce, expires_at)
+        if (current or 0) != version:
+            with self._lock:
+                self._cache.clear()  # some partner changed: every cached credential is suspect
+        return Consumed(fresh=bool(inserted), current=(current or 0) == version)
+
+    @staticmethod
+    def _insert(
+        connection: Connection, username: str, nonce: str, expires_at: datetime
+    ) -> tuple[int, int | None]:
+        values = {"u": username, "n": nonce, "e": expires_at, "name": PARTNERS_COUNTER}
+        if connection.dialect.name == "postgresql":
+            row = connection.execute(_PG_CONSUME, values).one()
+            return int(row[0]), row[1]
+        inserted = connection.execute(_INSERT, values).first() is not None
+        return int(inserted), connection.execute(_COUNTER, values).scalar()
+
+    def _load(self, session: Session, username: str, version: int) -> Credential | None:
         partners = SqlPartnerRepository(session)
         found = partners.sealed_credential(username)
         if found is None:
@@ -59,4 +118,5 @@ class CachedCredentialStore:
             self.vault.open(sealed),
             status is PartnerStatus.ACTIVE,
             partners.get(username),
+            version,
         )

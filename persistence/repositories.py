@@ -6,9 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from domain.identifiers import OperatorId, ProviderId
 from domain.partners import Address, Contact, Partner, PartnerData, PartnerStatus, Role
@@ -17,7 +16,6 @@ from persistence.tables import (
     PartnerIdentifierRow,
     PartnerRoleRow,
     PartnerRow,
-    WsseNonceRow,
 )
 
 #: Bumped by every partner change, so per-process credential caches stay current.
@@ -165,32 +163,3 @@ def _to_domain(row: PartnerRow) -> Partner:
         row.updated_at,
         row.credentials_rotated_at,
     )
-
-
-class SqlNonceStore:
-    """The replay store shared by every worker and node: one indexed insert per request."""
-
-    PURGE_EVERY = 500
-
-    def __init__(self, session_factory: sessionmaker[Session]) -> None:
-        self.session_factory = session_factory
-        self._calls = 0
-
-    def remember(self, username: str, nonce: str, expires_at: datetime) -> bool:
-        self._calls += 1
-        with self.session_factory() as session:
-            if session.get_bind().dialect.name == "postgresql":
-                # The nonce row needs no fsync before the reply: on a crash only the last few
-                # hundred ms of nonces can be lost, and their Created window closes in minutes.
-                session.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            if self._calls % self.PURGE_EVERY == 1:
-                session.execute(
-                    delete(WsseNonceRow).where(WsseNonceRow.expires_at < datetime.now(UTC))
-                )
-            session.add(WsseNonceRow(username=username, nonce=nonce, expires_at=expires_at))
-            try:
-                session.commit()
-            except IntegrityError:
-                session.rollback()
-                return False
-        return True

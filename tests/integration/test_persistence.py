@@ -14,10 +14,10 @@ from domain.identifiers import OperatorId, ProviderId
 from domain.marketplace import partners as uc
 from domain.partners import Address, Contact, PartnerData, PartnerStatus, Role
 from gembus.errors import ConflictError, NotFoundError
+from gembus.identity import SqlIdentityStore, nonce_engine
 from gembus.secrets import Vault
 from persistence.engine import make_engine, make_session_factory
 from persistence.migrate import upgrade
-from persistence.repositories import SqlNonceStore
 from persistence.unit_of_work import SqlUnitOfWork
 
 pytestmark = pytest.mark.postgres
@@ -176,23 +176,48 @@ def test_list_filters_pages_and_counts(engine: Engine, vault: Vault) -> None:
     assert evsp_total == 1 and evsps[0].partner_id == "evsp-x"
 
 
-def test_nonce_store_rejects_a_second_use_from_another_store(engine: Engine) -> None:
+def _identity(engine: Engine, vault: Vault) -> SqlIdentityStore:
+    return SqlIdentityStore(make_session_factory(engine), nonce_engine(engine), vault)
+
+
+def test_nonces_are_refused_the_second_time_by_any_worker(engine: Engine, vault: Vault) -> None:
     """Two stores stand for two gunicorn workers: the table, not process memory, decides."""
-    factory = make_session_factory(engine)
-    worker_a, worker_b = SqlNonceStore(factory), SqlNonceStore(factory)
+    worker_a, worker_b = _identity(engine, vault), _identity(engine, vault)
     expires = datetime.now(UTC) + timedelta(minutes=10)
-    assert worker_a.remember("ice", "bm9uY2U=", expires) is True
-    assert worker_b.remember("ice", "bm9uY2U=", expires) is False
-    assert worker_b.remember("tnm", "bm9uY2U=", expires) is True
+    assert worker_a.consume("ice", "bm9uY2U=", expires, 0).fresh is True
+    assert worker_b.consume("ice", "bm9uY2U=", expires, 0).fresh is False
+    assert worker_b.consume("tnm", "bm9uY2U=", expires, 0).fresh is True
 
 
-def test_expired_nonces_are_purged(engine: Engine) -> None:
-    factory = make_session_factory(engine)
-    store = SqlNonceStore(factory)
-    store.remember("ice", "old", datetime.now(UTC) - timedelta(minutes=1))
-    store._calls = SqlNonceStore.PURGE_EVERY  # the next call purges
-    store.remember("ice", "new", datetime.now(UTC) + timedelta(minutes=1))
-    assert store.remember("ice", "old", datetime.now(UTC) + timedelta(minutes=1)) is True
+def test_expired_nonces_are_purged(engine: Engine, vault: Vault) -> None:
+    store = _identity(engine, vault)
+    store.consume("ice", "old", datetime.now(UTC) - timedelta(minutes=1), 0)
+    store._calls = SqlIdentityStore.PURGE_EVERY  # the next call purges
+    store.consume("ice", "new", datetime.now(UTC) + timedelta(minutes=1), 0)
+    assert store.consume("ice", "old", datetime.now(UTC) + timedelta(minutes=1), 0).fresh is True
+
+
+def test_cached_credentials_are_current_after_any_partner_change(
+    engine: Engine, vault: Vault
+) -> None:
+    with _uow(engine) as uow:
+        uc.register_partner(uow, vault, uc.SYSTEM_ACTOR, "ice", _data(), "first-password-1")
+        uow.commit()
+    store = _identity(engine, vault)
+    cached = store.credential_for("ice")
+    assert cached is not None and cached.password == "first-password-1"
+    expires = datetime.now(UTC) + timedelta(minutes=10)
+    assert store.consume("ice", "n1", expires, cached.version).current
+    with _uow(engine) as uow:
+        uc.rotate_credentials(uow, vault, uc.SYSTEM_ACTOR, "ice", "second-password-2")
+        uow.commit()
+    assert not store.consume("ice", "n2", expires, cached.version).current
+    fresh = store.credential_for("ice")
+    assert (
+        fresh is not None
+        and fresh.password == "second-password-2"
+        and fresh.version > cached.version
+    )
 
 
 def test_credentials_are_sealed_and_rotated(engine: Engine, vault: Vault) -> None:

@@ -11,7 +11,7 @@ from lxml import etree
 
 from bus.contracts import all_contracts
 from bus.soap import Fault, SoapVersion, build_fault, fault_http_status
-from bus.wsse import Authenticator, Credential
+from bus.wsse import Authenticator, Consumed, Credential
 from gembus.errors import AuthenticationError, NotFoundError, UnavailableError
 from gembus.settings import Settings, SettingsError
 from tests.support.soap import envelope, get_partner, wsse_header
@@ -69,23 +69,26 @@ def test_soap12_fault_qualifies_the_subcode_and_uses_400_for_sender() -> None:
     assert "soapenv:Receiver" in build_fault(SoapVersion.SOAP12, server_fault).decode()
 
 
-class FakeCredentials:
+class FakeIdentityStore:
+    """In-memory identity store with a change version, like gembus.identity's."""
+
     def __init__(self, active: bool = True) -> None:
         self.active = active
-
-    def credential_for(self, username: str) -> Credential | None:
-        return Credential(username, "s3cret-password", self.active) if username == "ice" else None
-
-
-class FakeNonces:
-    def __init__(self) -> None:
+        self.version = 0
+        self.password = "s3cret-password"
         self.seen: dict[tuple[str, str], datetime] = {}
+        self.fresh_reads = 0
 
-    def remember(self, username: str, nonce: str, expires_at: datetime) -> bool:
-        if (username, nonce) in self.seen:
-            return False
-        self.seen[(username, nonce)] = expires_at
-        return True
+    def credential_for(self, username: str, *, fresh: bool = False) -> Credential | None:
+        self.fresh_reads += fresh
+        if username != "ice":
+            return None
+        return Credential(username, self.password, self.active, None, self.version)
+
+    def consume(self, username: str, nonce: str, expires_at: datetime, version: int) -> Consumed:
+        new = (username, nonce) not in self.seen
+        self.seen.setdefault((username, nonce), expires_at)
+        return Consumed(new, version == self.version)
 
 
 def _header(xml: str) -> etree._Element:
@@ -93,8 +96,8 @@ def _header(xml: str) -> etree._Element:
 
 
 def test_digest_is_checked_and_nonces_are_kept_twice_the_window() -> None:
-    nonces = FakeNonces()
-    auth = Authenticator(FakeCredentials(), nonces, window_s=300)
+    nonces = FakeIdentityStore()
+    auth = Authenticator(nonces, window_s=300)
     created = datetime.now(UTC).replace(microsecond=0)
     assert (
         auth.authenticate(
@@ -121,25 +124,23 @@ def test_digest_is_checked_and_nonces_are_kept_twice_the_window() -> None:
 )
 def test_authentication_failures_are_precise(xml: str, reason: str) -> None:
     with pytest.raises(AuthenticationError, match=reason):
-        Authenticator(FakeCredentials(), FakeNonces()).authenticate(_header(xml))
+        Authenticator(FakeIdentityStore()).authenticate(_header(xml))
 
 
 def test_password_text_only_when_configured_and_inactive_partners_never() -> None:
     text = _header(wsse_header("ice", "s3cret-password", digest=False))
     assert (
-        Authenticator(FakeCredentials(), FakeNonces(), allow_password_text=True)
-        .authenticate(text)
-        .partner_id
+        Authenticator(FakeIdentityStore(), allow_password_text=True).authenticate(text).partner_id
         == "ice"
     )
     with pytest.raises(AuthenticationError, match="not active"):
-        Authenticator(FakeCredentials(active=False), FakeNonces()).authenticate(
+        Authenticator(FakeIdentityStore(active=False)).authenticate(
             _header(wsse_header("ice", "s3cret-password"))
         )
 
 
 def test_replayed_nonce_is_refused_even_with_a_fresh_digest() -> None:
-    auth = Authenticator(FakeCredentials(), FakeNonces())
+    auth = Authenticator(FakeIdentityStore())
     auth.authenticate(_header(wsse_header("ice", "s3cret-password", nonce=b"same")))
     with pytest.raises(AuthenticationError, match="replayed nonce"):
         auth.authenticate(_header(wsse_header("ice", "s3cret-password", nonce=b"same")))
@@ -160,3 +161,20 @@ def test_version_and_must_understand_faults_count_as_the_callers() -> None:
 
     assert VersionMismatchError("x").is_client and MustUnderstandError("x").is_client
     assert not UnavailableError().is_client
+
+
+def test_a_stale_cached_credential_is_checked_again_against_the_store() -> None:
+    """A cached credential read before a change is re-read; an old password then fails."""
+
+    class Rotating(FakeIdentityStore):
+        def credential_for(self, username: str, *, fresh: bool = False) -> Credential | None:
+            credential = super().credential_for(username, fresh=fresh)
+            if credential is not None and not fresh:  # the cache still holds the old version
+                return Credential(username, "s3cret-password", True, None, self.version - 1)
+            return credential
+
+    store = Rotating()
+    store.version, store.password = 5, "rotated-password"
+    with pytest.raises(AuthenticationError, match="authentication failed"):
+        Authenticator(store).authenticate(_header(wsse_header("ice", "s3cret-password")))
+    assert store.fresh_reads == 1
