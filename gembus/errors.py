@@ -103,6 +103,11 @@ class InvalidPagingError(ClientError):
     default_message = "the page does not exist"
 
 
+class InvalidPeriodError(ClientError):
+    fault_code = "Client.InvalidPeriod"
+    default_message = "the period or validity window is not usable"
+
+
 class InvalidStateError(ClientError):
     fault_code = "Client.InvalidState"
     default_message = "the record is not in a state that allows this"

@@ -27,7 +27,13 @@ from domain.marketplace.model import (
 from domain.marketplace.partners import Page
 from domain.partners import Partner, Role
 from domain.ports import UnitOfWork
-from gembus.errors import ClientError, InvalidStateError, NotAuthorizedError, NotFoundError
+from gembus.errors import (
+    ClientError,
+    InvalidPeriodError,
+    InvalidStateError,
+    NotAuthorizedError,
+    NotFoundError,
+)
 
 CACHE_COUNTER = "marketplace"  # bumped by every change SRV 1967's cache depends on
 
@@ -74,7 +80,7 @@ def load_service(uow: UnitOfWork, service_id: str, field: str = "serviceId") -> 
 def _check_contract(inspector: ContractInspector, data: ServiceData) -> None:
     if not inspector.known(data.interface):
         raise NotFoundError(
-            "Family",
+            "Interface",
             f"gembus has no contract {data.interface.family} v{data.interface.version}",
             field="data/serviceInterface/family",
         )
@@ -266,7 +272,7 @@ def create_offering(
         raise InvalidStateError(f"a {service.state} service cannot be offered", field="serviceId")
     _check_terms(terms)
     if validity.valid_to is not None and validity.valid_to <= validity.valid_from:
-        raise ClientError("validTo must be after validFrom", field="validity/validTo")
+        raise InvalidPeriodError("validTo must be after validFrom", field="validity/validTo")
     offering = Offering(
         new_id("off"),
         service_id,

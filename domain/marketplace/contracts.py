@@ -7,7 +7,7 @@ Every change bumps the marketplace change counter so SRV 1967's caches drop stal
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from domain.identifiers import InvalidIdentifier, OperatorId, ProviderId
 from domain.marketplace.catalogue import CACHE_COUNTER, load_offering, load_service, new_id
@@ -25,6 +25,7 @@ from domain.ports import UnitOfWork
 from gembus.errors import (
     ClientError,
     InvalidIdentifierError,
+    InvalidPeriodError,
     InvalidStateError,
     NotAuthorizedError,
     NotFoundError,
@@ -34,11 +35,6 @@ from gembus.errors import (
 class OverlappingAgreementError(ClientError):
     fault_code = "Client.OverlappingAgreement"
     default_message = "an agreement for this operator and provider already covers the period"
-
-
-class InvalidPeriodError(ClientError):
-    fault_code = "Client.InvalidPeriod"
-    default_message = "the validity window is not usable"
 
 
 def _check_window(validity: Validity, field: str) -> None:
@@ -69,13 +65,11 @@ def accept_offering(
         raise InvalidStateError(
             f"service {service.service_id} is {service.state}", field="offeringId"
         )
-    window = validity or Validity(now, offering.validity.valid_to)
+    window = validity or Validity(now)
     _check_window(window, "validity")
-    if offering.validity.valid_to is not None and (
-        window.valid_to is None or window.valid_to > offering.validity.valid_to
-    ):
+    if not offering.validity.contains(window.valid_from):
         raise InvalidPeriodError(
-            "the contract cannot outlast the offering", field="validity/validTo"
+            "the contract must start inside the offering's validity", field="validity/validFrom"
         )
     contract = ServiceContract(
         new_id("sc"),
@@ -91,6 +85,13 @@ def accept_offering(
     uow.marketplace.add_contract(contract)
     uow.marketplace.bump(CACHE_COUNTER)
     return contract
+
+
+def _not_in_past(effective_at: datetime | None, now: datetime) -> datetime:
+    """An end takes effect now or later; a past effectiveAt would rewrite history."""
+    if effective_at is not None and effective_at < now - timedelta(seconds=60):
+        raise InvalidPeriodError("effectiveAt lies in the past", field="effectiveAt")
+    return max(effective_at or now, now)
 
 
 def load_contract(uow: UnitOfWork, actor: Partner, contract_id: str) -> ServiceContract:
@@ -116,7 +117,7 @@ def terminate_contract(
         raise InvalidStateError(
             f"the contract is {contract.status_at(now)}", field="serviceContractId"
         )
-    when = max(effective_at or now, now)
+    when = _not_in_past(effective_at, now)
     updated = replace(
         contract, terminated_at=when, terminated_by=actor.partner_id, termination_reason=reason
     )
@@ -234,7 +235,7 @@ def terminate_roaming_agreement(
         )
     updated = replace(
         agreement,
-        terminated_at=max(effective_at or now, now),
+        terminated_at=_not_in_past(effective_at, now),
         terminated_by=actor.partner_id,
         termination_reason=reason,
     )

@@ -20,16 +20,11 @@ from domain.marketplace.contracts import load_contract
 from domain.marketplace.model import AgreementStatus, ServiceContract, UsageCall
 from domain.partners import Partner, Role
 from domain.ports import UnitOfWork
-from gembus.errors import ClientError, NotAuthorizedError, NotFoundError
+from gembus.errors import InvalidPeriodError, NotAuthorizedError, NotFoundError
 
 MAX_REPORT_DAYS = 366
 #: ISO 4217 minor units that are not 2 (the rest of the world uses cents).
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3}
-
-
-class InvalidPeriodError(ClientError):
-    fault_code = "Client.InvalidPeriod"
-    default_message = "the period is not usable"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from endpoints.marketplace.messages import (
     TimePeriodType,
     UsageFiguresType,
 )
+from gembus.errors import InvalidPeriodError
 
 #: xs:gYearMonth: year, month, optional time zone (which a UTC calendar month ignores).
 _G_YEAR_MONTH = re.compile(r"(\d{4})-(\d{2})(?:Z|[+-]\d{2}:\d{2})?")
@@ -38,7 +39,7 @@ def month_of(text: str) -> str:
     """The YYYY-MM of an xs:gYearMonth ("2013-02", "2013-02Z", "2013-02+01:00")."""
     match = _G_YEAR_MONTH.fullmatch(text.strip())
     if match is None:
-        raise uc.InvalidPeriodError(f"{text!r} is not a month (YYYY-MM)", field="month")
+        raise InvalidPeriodError(f"{text!r} is not a month (YYYY-MM)", field="month")
     return f"{match.group(1)}-{match.group(2)}"
 
 

@@ -1,0 +1,91 @@
+"""Marketplace rules the WSDL declares, checked through the domain on both databases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography.fernet import Fernet
+
+from domain.marketplace import catalogue, contracts
+from domain.marketplace.model import InterfaceRef, ServiceCategory, ServiceData, Validity
+from gembus.bootstrap import Gembus, build
+from gembus.demo import load
+from gembus.errors import InvalidPeriodError, NotFoundError
+from gembus.settings import Settings
+from persistence.migrate import upgrade
+from tests.support.marketplace import AcceptingInspector, contract, partner, published_offering
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def gembus(database_url: str) -> Iterator[Gembus]:
+    built = build(
+        Settings(
+            database_url=database_url,
+            secret_key=Fernet.generate_key().decode(),
+            log_level="WARNING",
+        )
+    )
+    upgrade(built.engine)
+    with built.engine.begin() as connection:
+        for table in (
+            "usage_call",
+            "service_contract",
+            "offering",
+            "service",
+            "roaming_agreement",
+            "change_counter",
+            "partner_identifier",
+            "partner_role",
+            "wsse_nonce",
+            "partner",
+        ):
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+    load(built.uow, built.vault)
+    yield built
+    built.engine.dispose()
+
+
+def test_unknown_interface_is_named(gembus: Gembus) -> None:
+    class NoSuchFamily(AcceptingInspector):
+        def known(self, interface: InterfaceRef) -> bool:
+            return False
+
+    data = ServiceData(
+        "X", ServiceCategory.VALUE_ADDED, InterfaceRef("teleport", 1), "https://x.example/t"
+    )
+    with gembus.uow() as uow, pytest.raises(NotFoundError) as raised:
+        catalogue.register_service(
+            uow, NoSuchFamily(), partner(gembus.uow, "ice-charging"), None, data
+        )
+    assert (
+        raised.value.fault_code == "Client.UnknownInterface"
+        and raised.value.field == "data/serviceInterface/family"
+    )
+
+
+def test_contract_windows_start_inside_the_offering_and_default_to_open_ended(
+    gembus: Gembus,
+) -> None:
+    ice, tnm = partner(gembus.uow, "ice-charging"), partner(gembus.uow, "tnm-mobility")
+    offering = published_offering(gembus.uow, ice, valid_to=NOW + timedelta(days=10))
+    with gembus.uow() as uow, pytest.raises(InvalidPeriodError) as raised:
+        contracts.accept_offering(uow, tnm, offering, Validity(NOW + timedelta(days=20)), None)
+    assert raised.value.field == "validity/validFrom"
+    assert contract(gembus.uow, tnm, offering).validity.valid_to is None
+
+
+def test_an_end_in_the_past_is_refused(gembus: Gembus) -> None:
+    ice, tnm = partner(gembus.uow, "ice-charging"), partner(gembus.uow, "tnm-mobility")
+    signed = contract(gembus.uow, tnm, published_offering(gembus.uow, ice))
+    with gembus.uow() as uow, pytest.raises(InvalidPeriodError):
+        contracts.terminate_contract(uow, tnm, signed.contract_id, NOW - timedelta(days=1), None)
+    with gembus.uow() as uow:
+        ended = contracts.terminate_contract(
+            uow, tnm, signed.contract_id, NOW + timedelta(days=1), "notice"
+        )
+        uow.commit()
+    assert ended.terminated_at == NOW + timedelta(days=1)
