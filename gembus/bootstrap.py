@@ -30,6 +30,7 @@ from gembus.settings import PROJECT_ROOT, Settings
 from gembus.web import GembusApp
 from persistence.engine import make_engine, make_session_factory
 from persistence.unit_of_work import SqlUnitOfWork
+from ui.app import make_ui
 
 
 @dataclass
@@ -127,6 +128,7 @@ def build(settings: Settings | None = None) -> Gembus:
         services.validator, lambda: SqlUnitOfWork(session_factory), settings.operator_partner_id
     )
     gembus = Gembus(settings, engine, session_factory, vault, contracts, app, services)
+    app.ui = make_ui(gembus)
     return gembus
 
 

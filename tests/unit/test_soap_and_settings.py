@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -109,20 +110,25 @@ def test_digest_is_checked_and_nonces_are_kept_twice_the_window() -> None:
     assert expires == created + timedelta(seconds=600)
 
 
+# Headers are built inside the test: a Created stamped at collection time goes stale in a
+# long suite run.
 @pytest.mark.parametrize(
-    ("xml", "reason"),
+    ("make", "reason"),
     [
-        (wsse_header("ice", "wrong-password"), "authentication failed"),
-        (wsse_header("nobody", "s3cret-password"), "authentication failed"),
+        (lambda: wsse_header("ice", "wrong-password"), "authentication failed"),
+        (lambda: wsse_header("nobody", "s3cret-password"), "authentication failed"),
         (
-            wsse_header("ice", "s3cret-password", created=datetime.now(UTC) + timedelta(minutes=6)),
+            lambda: wsse_header(
+                "ice", "s3cret-password", created=datetime.now(UTC) + timedelta(minutes=6)
+            ),
             "stale",
         ),
-        (wsse_header("ice", "s3cret-password", digest=False), "only PasswordDigest"),
-        (wsse_header("ice", "s3cret-password") * 2, "exactly one wsse:Security"),
+        (lambda: wsse_header("ice", "s3cret-password", digest=False), "only PasswordDigest"),
+        (lambda: wsse_header("ice", "s3cret-password") * 2, "exactly one wsse:Security"),
     ],
 )
-def test_authentication_failures_are_precise(xml: str, reason: str) -> None:
+def test_authentication_failures_are_precise(make: Callable[[], str], reason: str) -> None:
+    xml = make()
     with pytest.raises(AuthenticationError, match=reason):
         Authenticator(FakeIdentityStore()).authenticate(_header(xml))
 
