@@ -314,6 +314,18 @@ def list_offerings(
     status: OfferingStatus | None,
     page: Page,
 ) -> tuple[list[Offering], int]:
-    return uow.marketplace.list_offerings(
-        service_id=service_id, provider_id=provider_id, status=status, page=(page.offset, page.size)
+    """Offerings by their status now: an open offering past its validTo lists as expired."""
+    if status is None:
+        return uow.marketplace.list_offerings(
+            service_id=service_id,
+            provider_id=provider_id,
+            status=None,
+            page=(page.offset, page.size),
+        )
+    stored = OfferingStatus.WITHDRAWN if status is OfferingStatus.WITHDRAWN else OfferingStatus.OPEN
+    candidates, _ = uow.marketplace.list_offerings(
+        service_id=service_id, provider_id=provider_id, status=stored, page=(0, 100_000)
     )
+    now = datetime.now(UTC)
+    found = [o for o in candidates if o.status_at(now) is status]
+    return found[page.offset : page.offset + page.size], len(found)

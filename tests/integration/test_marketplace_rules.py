@@ -89,3 +89,23 @@ def test_an_end_in_the_past_is_refused(gembus: Gembus) -> None:
         )
         uow.commit()
     assert ended.terminated_at == NOW + timedelta(days=1)
+
+
+def test_offerings_list_by_their_status_now(gembus: Gembus) -> None:
+    from domain.marketplace.model import OfferingStatus
+    from domain.marketplace.partners import Page
+
+    ice = partner(gembus.uow, "ice-charging")
+    expired = published_offering(gembus.uow, ice, valid_to=NOW - timedelta(days=1))
+    current = published_offering(gembus.uow, ice, family="sdr")
+    with gembus.uow() as uow:
+        listed = {
+            status: [
+                o.offering_id
+                for o in catalogue.list_offerings(
+                    uow, service_id=None, provider_id="ice-charging", status=status, page=Page()
+                )[0]
+            ]
+            for status in (OfferingStatus.OPEN, OfferingStatus.EXPIRED)
+        }
+    assert listed == {OfferingStatus.OPEN: [current], OfferingStatus.EXPIRED: [expired]}
