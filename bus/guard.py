@@ -24,6 +24,7 @@ _UNDERSTOOD_HEADERS = frozenset({f"{{{WSSE_NS}}}Security"})
 _XML_DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._-]+)", re.IGNORECASE)
 _ACTION = re.compile(r"action\s*=\s*\"([^\"]*)\"", re.IGNORECASE)
+_BODY_TAGS = frozenset({f"{{{SOAP11_ENV}}}Body", f"{{{SOAP12_ENV}}}Body"})
 _MULTIREF_ATTRIBUTES = (
     "href",
     "id",
@@ -100,10 +101,10 @@ def check_request(
         raise GuardError("DTDNotAllowed", "a SOAP message must not contain a DTD (SOAP 1.1 §3)")
     _prescan_tags(body, limits)
     envelope = _parse(body)
-    _walk(
+    bodies = _walk(
         envelope, limits, check_namespaces=body.count(b"xmlns") > limits.max_namespace_declarations
     )
-    version, header, body_child = _envelope_shape(envelope, declared)
+    version, header, body_child = _envelope_shape(envelope, declared, bodies)
     _check_headers(header, limits)
     operation = _check_operation(body_child, version, soap_action, content_type, contract)
     return GuardedRequest(envelope, version, header, body_child, operation)
@@ -176,22 +177,26 @@ def _parse(body: bytes) -> etree._Element:
     return root
 
 
-def _walk(root: etree._Element, limits: Limits, *, check_namespaces: bool) -> None:
-    """Step 5 and 7 in one pass: depth, attributes, namespace declarations, PIs, multiRefs."""
+def _walk(root: etree._Element, limits: Limits, *, check_namespaces: bool) -> int:
+    """Steps 5 and 7 in one pass: depth, attributes, namespace declarations, PIs, multiRefs.
+
+    Returns how many SOAP Body elements the tree holds, for step 6, so no second pass is needed.
+    """
     events = ("start", "end", "pi", "start-ns") if check_namespaces else ("start", "end", "pi")
-    depth = 0
-    new_namespaces = 0
+    depth = bodies = new_namespaces = 0
     for event, node in etree.iterwalk(root, events=events):
         if event == "start":
             depth += 1
             _check_element(node, depth, new_namespaces, limits)
             new_namespaces = 0
+            bodies += node.tag in _BODY_TAGS
         elif event == "end":
             depth -= 1
         elif event == "start-ns":
             new_namespaces += 1
         else:
             raise GuardError("PINotAllowed", "processing instructions are not allowed in SOAP")
+    return bodies
 
 
 def _check_element(element: etree._Element, depth: int, namespaces: int, limits: Limits) -> None:
@@ -217,7 +222,7 @@ def _check_element(element: etree._Element, depth: int, namespaces: int, limits:
 
 
 def _envelope_shape(
-    envelope: etree._Element, declared: SoapVersion | None
+    envelope: etree._Element, declared: SoapVersion | None, bodies: int
 ) -> tuple[SoapVersion, etree._Element | None, etree._Element]:
     """Step 6: SOAP 1.1 or 1.2, at most one Header first, exactly one Body with one child."""
     namespace = etree.QName(envelope).namespace
@@ -238,7 +243,7 @@ def _envelope_shape(
         )
     if _has_text(envelope):
         raise GuardError("AmbiguousEnvelope", "the Envelope must not contain character data")
-    if sum(1 for _ in envelope.iter(body_tag)) != 1:
+    if bodies != 1:
         # A Body hidden in a header is the precursor of signature wrapping: refuse it outright.
         raise GuardError("AmbiguousEnvelope", "a SOAP Body may appear only once, under Envelope")
     body_children = [c for c in rest[0] if isinstance(c.tag, str)]
