@@ -140,7 +140,12 @@ class Authenticator:
             raise AuthenticationError("PasswordDigest needs a Nonce and a Created timestamp")
         created_at = self._check_created(token.created)
         credential = self.store.credential_for(token.username)
-        _verify_digest(token, credential)
+        try:
+            _verify_digest(token, credential)
+        except AuthenticationError:
+            # The cache may predate a password rotation: decide on a fresh read, never the cache.
+            credential = self.store.credential_for(token.username, fresh=True)
+            _verify_digest(token, credential)
         assert credential is not None
         expires = created_at + timedelta(seconds=2 * self.window_s)
         consumed = self.store.consume(token.username, token.nonce_text, expires, credential.version)

@@ -184,3 +184,20 @@ def test_a_stale_cached_credential_is_checked_again_against_the_store() -> None:
     with pytest.raises(AuthenticationError, match="authentication failed"):
         Authenticator(store).authenticate(_header(wsse_header("ice", "s3cret-password")))
     assert store.fresh_reads == 1
+
+
+def test_a_new_password_works_although_the_cache_holds_the_old_one() -> None:
+    class StaleCache(FakeIdentityStore):
+        def credential_for(self, username: str, *, fresh: bool = False) -> Credential | None:
+            credential = super().credential_for(username, fresh=fresh)
+            if credential is not None and not fresh:
+                return Credential(username, "old-password", True, None, self.version)
+            return credential
+
+    store = StaleCache()
+    store.password = "new-password"
+    assert (
+        Authenticator(store).authenticate(_header(wsse_header("ice", "new-password"))).partner_id
+        == "ice"
+    )
+    assert store.fresh_reads == 1
