@@ -15,20 +15,24 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from adapters.contract_inspector import ZeepContractInspector
 from bus.contracts import Contract, all_contracts
+from bus.gateway import Gateway, RateLimiter
 from bus.guard import Limits
 from bus.metering import UsageMeter
 from bus.pipeline import Handler, Pipeline
+from bus.routing import Router
 from bus.wsse import Authenticator
 from domain.marketplace.validation import ContractValidator
 from endpoints.contract_validation import service as contract_validation
 from endpoints.marketplace import service as marketplace
 from gembus.context import RequestContext, Services
-from gembus.identity import SqlIdentityStore, nonce_engine
+from gembus.identity import SqlIdentityStore
 from gembus.logging import configure, get_logger
 from gembus.secrets import Vault, resolve_key
 from gembus.settings import PROJECT_ROOT, Settings
 from gembus.web import GembusApp
 from persistence.engine import make_engine, make_session_factory
+from persistence.fastpath import fast_engine
+from persistence.transaction_log import TransactionLog
 from persistence.unit_of_work import SqlUnitOfWork
 from ui.app import make_ui
 
@@ -99,8 +103,9 @@ def build(settings: Settings | None = None) -> Gembus:
     engine = make_engine(settings.database_url)
     session_factory = make_session_factory(engine)
     vault = Vault(resolve_key(settings.secret_key, PROJECT_ROOT / "var" / "secret.key"))
+    fast = fast_engine(engine)  # hot-path writes: nonces, the transaction log
     authenticator = Authenticator(
-        SqlIdentityStore(session_factory, nonce_engine(engine), vault),
+        SqlIdentityStore(session_factory, fast, vault),
         window_s=settings.wsse_created_window_s,
         allow_password_text=settings.allow_password_text,
     )
@@ -124,6 +129,17 @@ def build(settings: Settings | None = None) -> Gembus:
     )
     context_factory = _context_factory(session_factory, vault, services)
     app = GembusApp(settings, contracts, pipeline, engine, context_factory)
+    app.gateway = Gateway(
+        pipeline,
+        Router(lambda: SqlUnitOfWork(session_factory), settings.operator_partner_id),
+        services.validator,
+        lambda: SqlUnitOfWork(session_factory),
+        contracts,
+        timeout_s=settings.gateway_timeout_s,
+        validate_responses=settings.gateway_validate_responses,
+        rate=RateLimiter(settings.gateway_rate_per_second),
+    )
+    app.transaction_log = TransactionLog(fast)
     app.meter = UsageMeter(
         services.validator, lambda: SqlUnitOfWork(session_factory), settings.operator_partner_id
     )

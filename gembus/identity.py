@@ -16,49 +16,28 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bus.wsse import Consumed, Credential
 from domain.partners import PartnerStatus
-from gembus.errors import UnavailableError
 from gembus.secrets import Vault
+from persistence.fastpath import PreparedStatement
 from persistence.repositories import PARTNERS_COUNTER, SqlPartnerRepository
 
 _COUNTER = text("SELECT value FROM change_counter WHERE name = :name")
-_INSERT = text(
-    "INSERT INTO wsse_nonce (username, nonce, expires_at) VALUES (:u, :n, :e) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
-)
-#: Prepared once per connection; psycopg2 paramstyle, it runs on a raw DBAPI connection.
-_PG_PREPARE = (
-    "PREPARE gembus_consume_nonce (text, text, timestamptz, text) AS "
+_PURGE = text("DELETE FROM wsse_nonce WHERE expires_at < :now")
+_CONSUME_PG = (
     "WITH inserted AS (INSERT INTO wsse_nonce (username, nonce, expires_at) "
     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1) "
-    "SELECT (SELECT count(*) FROM inserted), "
-    "(SELECT value FROM change_counter WHERE name = $4)"
+    "SELECT (SELECT count(*) FROM inserted), (SELECT value FROM change_counter WHERE name = $4)"
 )
-_PG_EXECUTE = "EXECUTE gembus_consume_nonce (%(u)s, %(n)s, %(e)s, %(name)s)"
-_PURGE = text("DELETE FROM wsse_nonce WHERE expires_at < :now")
-
-
-def nonce_engine(engine: Engine) -> Engine:
-    """A two-connection engine for nonce rows; asynchronous commit on PostgreSQL."""
-    if engine.dialect.name != "postgresql":
-        return engine
-    url = engine.url.render_as_string(hide_password=False)
-    return create_engine(
-        url,
-        pool_size=2,
-        max_overflow=4,
-        pool_pre_ping=False,
-        # every use ends in COMMIT: the pool's reset-on-return ROLLBACK would be a wasted trip
-        pool_reset_on_return=None,
-        connect_args={"options": "-c synchronous_commit=off"},
-    )
+# SQLite has no data-modifying CTE: the insert's own RETURNING and a scalar subquery.
+_CONSUME_PORTABLE = (
+    "INSERT INTO wsse_nonce (username, nonce, expires_at) VALUES (:u, :n, :e) "
+    "ON CONFLICT DO NOTHING RETURNING 1, (SELECT value FROM change_counter WHERE name = :name)"
+)
 
 
 class SqlIdentityStore:
@@ -74,8 +53,10 @@ class SqlIdentityStore:
         self.vault = vault
         self._cache: dict[str, Credential] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()
         self._calls = 0
+        self._consume = PreparedStatement(
+            nonces, "gembus_consume_nonce", _CONSUME_PG, _CONSUME_PORTABLE, ("u", "n", "e", "name")
+        )
 
     def credential_for(self, username: str, *, fresh: bool = False) -> Credential | None:
         if not fresh:
@@ -98,52 +79,17 @@ class SqlIdentityStore:
         if self._calls % self.PURGE_EVERY == 1:
             with self.nonces.begin() as connection:
                 connection.execute(_PURGE, {"now": datetime.now(UTC)})
-        values = {"u": username, "n": nonce, "e": expires_at, "name": PARTNERS_COUNTER}
-        if self.nonces.dialect.name == "postgresql":
-            inserted, current = self._insert_pg(values)
-        else:
-            with self.nonces.begin() as connection:
-                inserted, current = self._insert(connection, values)
+        row = self._consume.execute(
+            {"u": username, "n": nonce, "e": expires_at, "name": PARTNERS_COUNTER}
+        )
+        inserted, current = (int(row[0]), row[1]) if row else (0, None)
+        if not row and not self._consume.on_postgres:  # conflict: no row came back
+            with self.session_factory() as session:
+                current = session.execute(_COUNTER, {"name": PARTNERS_COUNTER}).scalar()
         if (current or 0) != version:
             with self._lock:
                 self._cache.clear()  # some partner changed: every cached credential is suspect
         return Consumed(fresh=bool(inserted), current=(current or 0) == version)
-
-    def _insert_pg(self, values: dict[str, Any]) -> tuple[int, int | None]:
-        """One prepared statement in autocommit on this thread's own connection.
-
-        This runs on every request, where a pool checkout, a separate COMMIT and re-planning
-        the statement cost more than the insert (in-process SRV 1967: 0.86 -> 0.48 ms a request).
-        """
-        connection = self._nonce_connection()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(_PG_EXECUTE, values)
-            row = cursor.fetchone()
-        except Exception as exc:
-            self._local.connection = None
-            connection.close()
-            raise UnavailableError("the nonce store is unavailable; retry") from exc
-        assert row is not None
-        return int(row[0]), row[1]
-
-    def _nonce_connection(self) -> Any:
-        connection: Any = getattr(self._local, "connection", None)
-        if connection is None:
-            pooled = self.nonces.raw_connection()
-            pooled.detach()  # this thread keeps it: no checkout per request
-            connection = pooled.dbapi_connection
-            connection.autocommit = True
-            cursor = connection.cursor()
-            cursor.execute(_PG_PREPARE)
-            cursor.close()
-            self._local.connection = connection
-        return connection
-
-    @staticmethod
-    def _insert(connection: Connection, values: dict[str, Any]) -> tuple[int, int | None]:
-        inserted = connection.execute(_INSERT, values).first() is not None
-        return int(inserted), connection.execute(_COUNTER, values).scalar()
 
     def _load(self, session: Session, username: str, version: int) -> Credential | None:
         partners = SqlPartnerRepository(session)

@@ -50,6 +50,12 @@ class Settings:
     secret_key: str = ""
     #: Partner ID under which gembus's own services are offered in the catalogue (usage metering).
     operator_partner_id: str = "gembus-admin"
+    #: Seconds the gateway waits for an external provider before Server.ProviderTimeout.
+    gateway_timeout_s: float = 10.0
+    #: Calls per second one partner may route through the gateway, per process (0 = no limit).
+    gateway_rate_per_second: float = 50.0
+    #: Validate providers' replies: "always", "off", or "sample:<fraction>" (e.g. sample:0.01).
+    gateway_validate_responses: str = "sample:0.05"
     #: Validate every inbound Body against the canonical XSD.
     validate_requests: bool = True
     #: Log level (DEBUG, INFO, WARNING, ERROR).
@@ -86,6 +92,11 @@ def _convert(name: str, type_name: str, raw: str) -> object:
         if raw.lower() in {"0", "false", "no", "off"}:
             return False
         raise SettingsError(f"GEMBUS_{name.upper()}={raw!r} is not a boolean")
+    if type_name == "float":
+        try:
+            return float(raw)
+        except ValueError as exc:
+            raise SettingsError(f"GEMBUS_{name.upper()}={raw!r} is not a number") from exc
     if type_name == "int":
         try:
             return int(raw)

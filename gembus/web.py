@@ -19,6 +19,8 @@ import time
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -26,6 +28,7 @@ import structlog
 from sqlalchemy import Engine, text
 
 from bus.contracts import XSD_DIR, Contract, served_wsdl
+from bus.gateway import Gateway, GatewayMessage
 from bus.guard import check_length
 from bus.metering import UsageMeter
 from bus.pipeline import Message, Pipeline, fault_for
@@ -34,6 +37,7 @@ from gembus import metrics
 from gembus.context import RequestContext, new_message_id
 from gembus.errors import GembusError
 from gembus.settings import Settings
+from persistence.transaction_log import GatewayCall, TransactionLog
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -63,6 +67,9 @@ class GembusApp:
     ui: Callable[[Environ, StartResponse], Iterable[bytes]] | None = None
     #: Counts calls made under service contracts (set by gembus.bootstrap).
     meter: UsageMeter | None = None
+    #: The Dynamic Service Gateway and its transaction log (set by gembus.bootstrap).
+    gateway: Gateway | None = None
+    transaction_log: TransactionLog | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -86,6 +93,8 @@ class GembusApp:
         method = environ.get("REQUEST_METHOD", "GET")
         if path.startswith("/services/"):
             return self.service(environ, path.removeprefix("/services/").strip("/"), method)
+        if path.startswith("/gateway/") and self.gateway is not None:
+            return self.gateway_endpoint(environ, path.removeprefix("/gateway/").strip("/"), method)
         if method not in ("GET", "HEAD"):
             return _plain(405, "use GET\n")
         return self.get(environ, path)
@@ -203,6 +212,95 @@ class GembusApp:
         )
         return self.soap_response(msg, fault, message_id)
 
+    def gateway_endpoint(self, environ: Environ, target: str, method: str) -> Response:
+        """``/gateway/<serviceId>`` reaches one service; ``/gateway/<family>`` routes by content."""
+        assert self.gateway is not None
+        try:
+            contract = self.gateway.contract_for(target)
+        except GembusError as exc:
+            return _plain(404, f"{exc.message}; see /gateway/ routes in the catalogue\n")
+        if method in ("GET", "HEAD"):
+            if "wsdl" in environ.get("QUERY_STRING", "").lower():
+                url = f"{self.base_url(environ)}/gateway/{target}"
+                return _xml(200, served_wsdl(contract, url))
+            return _plain(200, f"gateway to {target}: POST SOAP here; the contract is at ?wsdl\n")
+        if method != "POST":
+            return _plain(405, "SOAP requests use POST\n")
+        return self.routed(environ, contract, target)
+
+    def routed(self, environ: Environ, contract: Contract, target: str) -> Response:
+        assert self.gateway is not None
+        started = time.perf_counter()
+        message_id = new_message_id()
+        ctx = self.context_factory(message_id, contract.family)
+        ctx.log = ctx.log.bind(gateway=target)
+        msg = GatewayMessage(
+            b"",
+            environ.get("CONTENT_TYPE"),
+            environ.get("HTTP_SOAPACTION"),
+            contract,
+            target=target,
+        )
+        fault: Fault | None = None
+        try:
+            msg.raw = self.read_body(environ)
+            msg = self.gateway.run(msg, ctx)
+        except Exception as exc:
+            fault = self.log_fault(ctx, exc)
+        if msg.reply is not None and fault is None:
+            status, content_type, body = msg.reply
+            response: Response = (
+                _status(status),
+                [("Content-Type", content_type), ("X-Gembus-Message-Id", message_id)],
+                body,
+            )
+        else:
+            response = self.soap_response(msg, fault, message_id)
+        elapsed = time.perf_counter() - started
+        self.log_call(msg, ctx, fault, elapsed, response)
+        return response
+
+    def log_call(
+        self,
+        msg: GatewayMessage,
+        ctx: RequestContext,
+        fault: Fault | None,
+        elapsed: float,
+        response: Response,
+    ) -> None:
+        """Transaction log, metrics and one log line for every routed call."""
+        route = msg.route
+        provider_fault = msg.reply is not None and msg.reply[0] >= 400
+        code = fault.code if fault else ("Provider.Fault" if provider_fault else None)
+        metrics.observe(f"gateway/{msg.contract.family}", ctx.operation or "unknown", code, elapsed)
+        ctx.log.info(
+            "gateway.call",
+            outcome=code or "ok",
+            ms=round(elapsed * 1000, 2),
+            bytes_in=len(msg.raw),
+            bytes_out=len(response[2]),
+        )
+        if self.transaction_log is None:
+            return
+        self.transaction_log.record(
+            GatewayCall(
+                datetime.now(UTC),
+                ctx.message_id,
+                ctx.partner.partner_id if ctx.partner else None,
+                route.provider_id if route else None,
+                route.service_id if route else None,
+                msg.contract.family,
+                ctx.operation,
+                msg.contract_id,
+                "fault" if code else "ok",
+                code,
+                elapsed * 1000,
+                len(msg.raw),
+                len(response[2]),
+                msg.over_quota,
+            )
+        )
+
     def meter_call(self, ctx: RequestContext, fault: Fault | None, elapsed: float) -> None:
         """Count the call under its contract; metering must never turn a reply into a fault."""
         assert self.meter is not None and ctx.operation is not None
@@ -242,6 +340,10 @@ class GembusApp:
             return _STATUS[fault_http_status(version, fault)], headers, build_fault(version, fault)
         assert msg.response is not None
         return _STATUS[200], headers, build_envelope(version, msg.response)
+
+
+def _status(code: int) -> str:
+    return _STATUS.get(code) or f"{code} {HTTPStatus(code).phrase}"
 
 
 def _plain(code: int, text_body: str) -> Response:

@@ -193,3 +193,24 @@ class ChangeCounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class GatewayCallRow(Base):
+    """The gateway's transaction log: one row per routed call, written before the reply."""
+
+    __tablename__ = "gateway_call"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    message_id: Mapped[str] = mapped_column(String(64), index=True)
+    requester_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    provider_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    service_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    family: Mapped[str] = mapped_column(String(64))
+    operation: Mapped[str | None] = mapped_column(String(64))
+    contract_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    outcome: Mapped[str] = mapped_column(String(8))
+    fault_code: Mapped[str | None] = mapped_column(String(64))
+    latency_ms: Mapped[float] = mapped_column(Float)
+    bytes_in: Mapped[int] = mapped_column(Integer)
+    bytes_out: Mapped[int] = mapped_column(Integer)

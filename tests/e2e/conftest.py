@@ -72,6 +72,8 @@ def live_server(
         "GEMBUS_DATABASE_URL": postgres_url,
         "GEMBUS_SECRET_KEY": secret_key,
         "GEMBUS_WORKERS": "2",
+        "GEMBUS_GATEWAY_TIMEOUT_S": "2",
+        "GEMBUS_GATEWAY_VALIDATE_RESPONSES": "always",
         "GEMBUS_LOG_FORMAT": "json",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path_factory.mktemp("metrics")),
     }

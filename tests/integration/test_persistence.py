@@ -14,9 +14,10 @@ from domain.identifiers import OperatorId, ProviderId
 from domain.marketplace import partners as uc
 from domain.partners import Address, Contact, PartnerData, PartnerStatus, Role
 from gembus.errors import ConflictError, NotFoundError
-from gembus.identity import SqlIdentityStore, nonce_engine
+from gembus.identity import SqlIdentityStore
 from gembus.secrets import Vault
 from persistence.engine import make_engine, make_session_factory
+from persistence.fastpath import fast_engine
 from persistence.migrate import upgrade
 from persistence.unit_of_work import SqlUnitOfWork
 
@@ -177,7 +178,7 @@ def test_list_filters_pages_and_counts(engine: Engine, vault: Vault) -> None:
 
 
 def _identity(engine: Engine, vault: Vault) -> SqlIdentityStore:
-    return SqlIdentityStore(make_session_factory(engine), nonce_engine(engine), vault)
+    return SqlIdentityStore(make_session_factory(engine), fast_engine(engine), vault)
 
 
 def test_nonces_are_refused_the_second_time_by_any_worker(engine: Engine, vault: Vault) -> None:

@@ -1,0 +1,331 @@
+"""The Dynamic Service Gateway (SRV 1968): one entry point for every registered service.
+
+    guard -> identify -> route -> check contract -> limit -> validate -> dispatch -> record
+
+Routed traffic is not rebuilt into objects: the guard's single parse is the only tree, the
+route is chosen from the service in the URL, an explicit target partner header, or the EVSE
+ID / contract ID in the Body; the caller's service contract with the provider is checked
+through SRV 1967's cache; then gembus's own services are dispatched in process and external
+providers receive the request's bytes unchanged over a pooled HTTP client, with a per-provider
+timeout and a circuit breaker. Every call is written to the transaction log.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import requests
+from lxml import etree
+
+from bus.contracts import Contract
+from bus.pipeline import Message, Pipeline
+from bus.routing import Route, Router
+from domain.identifiers import ContractId, EvseId, InvalidIdentifier
+from domain.marketplace.model import Quota
+from domain.marketplace.validation import ContractValidator
+from domain.ports import UnitOfWork
+from gembus.context import RequestContext
+from gembus.errors import ClientError, InvalidIdentifierError, ServerError
+
+GATEWAY_NS = "urn:gembus:gateway:v1"
+TARGET_PARTNER = f"{{{GATEWAY_NS}}}targetPartner"
+_EVSE_ID = etree.XPath("(.//*[local-name()='evseId'])[1]/text()")
+_CONTRACT_ID = etree.XPath("(.//*[local-name()='contractId'])[1]/text()")
+
+
+class NoContractError(ClientError):
+    fault_code = "Client.NoContract"
+    default_message = "the caller holds no active service contract for this service"
+
+
+class QuotaExceededError(ClientError):
+    fault_code = "Client.QuotaExceeded"
+    default_message = "the contract's call quota is used up"
+
+
+class RateLimitedError(ClientError):
+    fault_code = "Client.RateLimited"
+    default_message = "too many calls per second"
+
+
+class ProviderUnavailableError(ServerError):
+    fault_code = "Server.ProviderUnavailable"
+    default_message = "the provider is unavailable; retry later"
+
+
+class ProviderTimeoutError(ServerError):
+    fault_code = "Server.ProviderTimeout"
+    default_message = "the provider did not answer in time"
+
+
+@dataclass
+class GatewayMessage(Message):
+    """A routed message: the route, the contract it runs under, and the provider's reply."""
+
+    target: str = ""
+    route: Route | None = None
+    contract_id: str | None = None
+    over_quota: bool = False
+    reply: tuple[int, str, bytes] | None = None  # status, content type, body (external only)
+
+
+@dataclass
+class Breaker:
+    """Consecutive failures suspend an endpoint with exponential backoff (1 s doubling to 60 s)."""
+
+    threshold: int = 3
+    base_s: float = 1.0
+    max_s: float = 60.0
+    clock: Callable[[], float] = time.monotonic
+    _state: dict[str, tuple[int, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def check(self, endpoint: str) -> None:
+        failures, until = self._state.get(endpoint, (0, 0.0))
+        if failures >= self.threshold and self.clock() < until:
+            raise ProviderUnavailableError(
+                f"the provider endpoint is suspended for {until - self.clock():.1f} s after "
+                f"{failures} consecutive failures"
+            )
+
+    def success(self, endpoint: str) -> None:
+        with self._lock:
+            self._state.pop(endpoint, None)
+
+    def failure(self, endpoint: str) -> None:
+        with self._lock:
+            failures, _ = self._state.get(endpoint, (0, 0.0))
+            failures += 1
+            pause = min(self.max_s, self.base_s * 2 ** max(0, failures - self.threshold))
+            self._state[endpoint] = (failures, self.clock() + pause)
+
+
+@dataclass
+class RateLimiter:
+    """Per-partner calls per second in this process (a token bucket)."""
+
+    per_second: float
+    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take(self, partner_id: str, now: float | None = None) -> None:
+        if self.per_second <= 0:
+            return
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(partner_id, (self.per_second, now))
+            tokens = min(self.per_second, tokens + (now - last) * self.per_second)
+            if tokens < 1:
+                raise RateLimitedError(f"more than {self.per_second:g} calls per second")
+            self._buckets[partner_id] = (tokens - 1, now)
+
+
+@dataclass
+class Gateway:
+    """The gateway's pipeline; the web layer calls ``run`` and writes the reply."""
+
+    pipeline: Pipeline
+    router: Router
+    validator: ContractValidator
+    uow: Callable[[], UnitOfWork]
+    contracts: dict[str, Contract]
+    timeout_s: float = 10.0
+    validate_responses: str = "off"  # "always", "off", or "sample:<fraction>"
+    rate: RateLimiter = field(default_factory=lambda: RateLimiter(50.0))
+    breaker: Breaker = field(default_factory=Breaker)
+    session: requests.Session = field(default_factory=requests.Session)
+
+    def __post_init__(self) -> None:
+        adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def contract_for(self, target: str) -> Contract:
+        """The contract a gateway URL speaks: a family name, or the family of a service ID."""
+        if target in self.contracts:
+            return self.contracts[target]
+        return self.contracts[self.router.table.for_service(target).family]
+
+    def run(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        for step in (
+            self.pipeline.guard,
+            self.pipeline.identify,
+            self.route,
+            self.check_contract,
+            self.limit,
+            self.pipeline.validate,
+            self.dispatch,
+            self.validate_reply,
+        ):
+            msg = step(msg, ctx)  # type: ignore[assignment]
+        return msg
+
+    def route(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        assert msg.guarded is not None
+        table = self.router.table
+        family = msg.contract.family
+        if msg.target != family:
+            msg.route = table.for_service(msg.target)
+        elif (target := _target_partner(msg.guarded.header)) is not None:
+            msg.route = table.for_partner(family, target)
+        else:
+            msg.route = self._by_content(family, msg.guarded.body_child)
+        ctx.log = ctx.log.bind(service=msg.route.service_id, provider=msg.route.provider_id)
+        return msg
+
+    def _by_content(self, family: str, body: etree._Element) -> Route:
+        table = self.router.table
+        evse = _first(_EVSE_ID(body))
+        if evse:
+            try:
+                return table.for_operator(family, EvseId.parse(evse).operator_key)
+            except InvalidIdentifier as exc:
+                raise InvalidIdentifierError(f"{evse!r}: {exc.reason}", field="evseId") from exc
+        contract = _first(_CONTRACT_ID(body))
+        if contract:
+            try:
+                return table.for_provider_key(family, ContractId.parse(contract).provider_key)
+            except InvalidIdentifier as exc:
+                raise InvalidIdentifierError(
+                    f"{contract!r}: {exc.reason}", field="contractId"
+                ) from exc
+        routes = table._family(family)
+        if len(routes) == 1:
+            return routes[0]
+        raise ClientError(
+            "the message names no EVSE ID or contract ID to route by; address a "
+            "service ID or set the gw:targetPartner header",
+            field="service",
+        )
+
+    def check_contract(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        route = msg.route
+        assert route is not None
+        answer = self.validator.validate_service_contract(
+            ctx.actor.partner_id, route.provider_id, service_id=route.service_id
+        )
+        if not answer.valid:
+            raise NoContractError(
+                f"{ctx.actor.partner_id} has no active contract for service {route.service_id} of "
+                f"{route.provider_id} ({answer.reason.value}); accept one of its offerings first",
+                field="service",
+            )
+        contract = answer.contracts[0][0]
+        msg.contract_id = contract.contract_id
+        msg.over_quota = self._over_quota(contract.contract_id, contract.terms.quota)
+        return msg
+
+    def _over_quota(self, contract_id: str, quota: Quota | None) -> bool:
+        if quota is None or (quota.per_day is None and quota.per_month is None):
+            return False
+        now = datetime.now(UTC)
+        day = datetime.combine(now.date(), datetime.min.time(), UTC)
+        month = day.replace(day=1)
+        with self.uow() as uow:
+            today = (
+                uow.marketplace.count_calls(contract_id, day, day + timedelta(days=1))
+                if quota.per_day
+                else 0
+            )
+            this_month = (
+                uow.marketplace.count_calls(
+                    contract_id, month, (month + timedelta(days=32)).replace(day=1)
+                )
+                if quota.per_month
+                else 0
+            )
+        over = (quota.per_day is not None and today >= quota.per_day) or (
+            quota.per_month is not None and this_month >= quota.per_month
+        )
+        if over and quota.overrun_price is None:
+            raise QuotaExceededError(
+                f"the contract allows {quota.per_day or quota.per_month} calls per "
+                f"{'day' if quota.per_day else 'month'}; no overrun is offered"
+            )
+        return over
+
+    def limit(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        self.rate.take(ctx.actor.partner_id)
+        return msg
+
+    def dispatch(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        route = msg.route
+        assert route is not None
+        if route.local:
+            return self.pipeline.dispatch(msg, ctx)  # type: ignore[return-value]
+        self.breaker.check(route.endpoint_url)
+        msg.reply = self._forward(route, msg)
+        return msg
+
+    def _forward(self, route: Route, msg: GatewayMessage) -> tuple[int, str, bytes]:
+        headers = {"Content-Type": msg.content_type or "text/xml; charset=utf-8"}
+        if msg.soap_action is not None:
+            headers["SOAPAction"] = msg.soap_action
+        try:
+            reply = self.session.post(
+                route.endpoint_url,
+                data=msg.raw,
+                headers=headers,
+                timeout=self.timeout_s,
+                allow_redirects=False,
+            )
+        except requests.Timeout as exc:
+            self.breaker.failure(route.endpoint_url)
+            raise ProviderTimeoutError(
+                f"{route.provider_id} did not answer within {self.timeout_s:g} s"
+            ) from exc
+        except requests.RequestException as exc:
+            self.breaker.failure(route.endpoint_url)
+            raise ProviderUnavailableError(f"{route.provider_id} cannot be reached") from exc
+        if reply.status_code in (502, 503, 504):
+            self.breaker.failure(route.endpoint_url)
+            raise ProviderUnavailableError(f"{route.provider_id} answered HTTP {reply.status_code}")
+        self.breaker.success(route.endpoint_url)
+        return (
+            reply.status_code,
+            reply.headers.get("Content-Type", "text/xml; charset=utf-8"),
+            reply.content,
+        )
+
+    def validate_reply(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        """Local replies are always checked; external ones as the deployment says, explicitly."""
+        if msg.reply is None:
+            return self.pipeline.validate_response(msg, ctx)  # type: ignore[return-value]
+        if not self._sampled():
+            return msg
+        status, _, body = msg.reply
+        root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
+        child = root[-1][0] if len(root) and len(root[-1]) else None
+        schema = msg.contract.schema
+        if status == 200 and child is not None and not schema.validate(child):
+            error = schema.error_log.last_error  # type: ignore[attr-defined]
+            raise ServerError(
+                f"the provider's reply violates the {msg.contract.family} contract: {error}"
+            )
+        return msg
+
+    def _sampled(self) -> bool:
+        mode = self.validate_responses
+        if mode == "always":
+            return True
+        if mode.startswith("sample:"):
+            return random.random() < float(mode.split(":", 1)[1])
+        return False
+
+
+def _target_partner(header: etree._Element | None) -> str | None:
+    if header is None:
+        return None
+    found = header.find(TARGET_PARTNER)
+    return (found.text or "").strip() or None if found is not None else None
+
+
+def _first(found: object) -> str | None:
+    if isinstance(found, list) and found:
+        return str(found[0]).strip() or None
+    return None

@@ -1,0 +1,306 @@
+"""The Dynamic Service Gateway end to end: zeep requester -> gunicorn gateway -> fake CLMs.
+
+The providers are real spyne services (tests/fakes/clm.py) running as separate processes on
+127.0.0.1, registered on the marketplace through SOAP like any operator would register its
+system; the requester integrates once, with the gateway's WSDL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+import zeep.exceptions
+from sqlalchemy import create_engine, text
+from zeep import Client, Settings
+from zeep.wsse.username import UsernameToken
+
+from bus.equivalence import differences, signature
+from tests.conftest import REPO
+from tests.e2e.conftest import LiveServer
+from tests.fakes.clm import ClmProcess, start_clm_process
+from tests.support.soap import envelope, wsse_header
+from tests.support.zeep_validation import ContractValidationPlugin, client
+
+pytestmark = pytest.mark.e2e
+ADMIN = ("gembus-admin", "demo-admin-password")
+TNM = ("tnm-mobility", "demo-evsp-password")
+ACTION = "urn:gembus:reservation:v1/ReserveEvse"
+
+
+@dataclass
+class Provider:
+    partner_id: str
+    password: str
+    operator_id: str
+    clm: ClmProcess
+    service_id: str = ""
+
+
+def _register(server: LiveServer, partner_id: str, operator_id: str) -> str:
+    password = f"{partner_id}-password"
+    client(server.base_url, "marketplace", *ADMIN).RegisterPartner(
+        partnerId=partner_id,
+        password=password,
+        data={
+            "legalName": partner_id,
+            "roles": {"role": ["EvseOperator"]},
+            "operatorIds": {"operatorId": [operator_id]},
+            "contact": {"email": f"{partner_id}@x.example"},
+        },
+    )
+    return password
+
+
+def _offer(server: LiveServer, provider: Provider, quota: dict[str, int] | None = None) -> str:
+    market = client(server.base_url, "marketplace", provider.partner_id, provider.password)
+    service = market.RegisterService(
+        data={
+            "name": f"{provider.partner_id} reservation",
+            "category": "ValueAdded",
+            "serviceInterface": {"family": "reservation", "version": 1},
+            "endpointUrl": provider.clm.url,
+            "description": "CLM reservation endpoint",
+        }
+    )
+    market.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
+    terms: dict[str, object] = {"pricePerCall": "0.05", "currency": "EUR"}
+    if quota:
+        terms["callQuota"] = quota
+    offering = market.CreateOffering(
+        serviceId=service.serviceId,
+        name="Reservations",
+        terms=terms,
+        validity={"validFrom": datetime.now(UTC) - timedelta(minutes=1)},
+    )
+    client(server.base_url, "marketplace", *TNM).AcceptOffering(offeringId=offering.offeringId)
+    return str(service.serviceId)
+
+
+@pytest.fixture(scope="module")
+def providers(
+    live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Provider]]:
+    logs = tmp_path_factory.mktemp("clm")
+    specs = {  # name: (operator ID, delay)
+        "ice": ("DE*ICE", 0.0),
+        "bmw": ("DE*BMW", 0.0),
+        "quota": ("IT*QTA", 0.0),
+        "slow": ("IT*SLW", 4.0),
+        "down": ("IT*DWN", 0.0),
+    }
+    found: dict[str, Provider] = {}
+    try:
+        for name, (operator_id, delay) in specs.items():
+            clm = start_clm_process(operator_id, delay_s=delay, log_path=logs / f"{name}.log")
+            partner_id = {"ice": "ice-charging", "bmw": "bmw-emobility"}.get(name, f"{name}-cpo-gw")
+            password = {"ice": "demo-operator-password", "bmw": "demo-evsp2-password"}.get(name)
+            found[name] = Provider(
+                partner_id,
+                password or _register(live_server, partner_id, operator_id),
+                operator_id,
+                clm,
+            )
+        for name, provider in found.items():
+            provider.service_id = _offer(
+                live_server, provider, {"perDay": 2} if name == "quota" else None
+            )
+        yield found
+    finally:
+        for provider in found.values():
+            provider.clm.kill()
+
+
+def gateway(server: LiveServer, target: str, user: tuple[str, str] = TNM) -> object:
+    settings = Settings(strict=True, forbid_dtd=True, forbid_entities=True, xml_huge_tree=False)
+    return Client(
+        f"{server.base_url}/gateway/{target}?wsdl",
+        wsse=UsernameToken(*user, use_digest=True),
+        settings=settings,
+        plugins=[ContractValidationPlugin("reservation")],
+    ).service
+
+
+def reserve(service: object, evse_id: str) -> object:
+    return service.ReserveEvse(  # type: ignore[attr-defined]
+        providerId="NL-TNM",
+        contractId="NL-TNM-000122045-U",
+        evseId=evse_id,
+        partnerReservationId=f"TNM-{uuid.uuid4().hex[:12]}",
+        requestedExpiry=datetime.now(UTC) + timedelta(minutes=30),
+    )
+
+
+def fault_code(raised: pytest.ExceptionInfo[zeep.exceptions.Fault]) -> str:
+    return str(raised.value.detail[0].findtext("{urn:gembus:common:v1}code"))
+
+
+def test_content_routing_reaches_the_evse_operators_own_system(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    service = gateway(live_server, "reservation")
+    ice = reserve(service, "DE*ICE*E100001*1")
+    bmw = reserve(service, "DE*BMW*E200001*1")
+    assert ice.reservationId.startswith("DEICE-R") and bmw.reservationId.startswith("DEBMW-R")
+    assert [
+        r.body_child().findtext("{urn:gembus:reservation:v1}evseId")
+        for r in providers["ice"].clm.received()
+    ] == ["DE*ICE*E100001*1"]
+    assert [
+        r.body_child().findtext("{urn:gembus:reservation:v1}evseId")
+        for r in providers["bmw"].clm.received()
+    ] == ["DE*BMW*E200001*1"]
+
+
+def test_the_gateway_passes_the_requesters_bytes_through(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    body = envelope(
+        '<r:ReserveEvse xmlns:r="urn:gembus:reservation:v1"><r:providerId>NL-TNM</r:providerId>'
+        "<r:contractId>NL-TNM-000122045-U</r:contractId><r:evseId>DE*ICE*E100002*1</r:evseId>"
+        "<r:requestedExpiry>2030-01-01T10:00:00Z</r:requestedExpiry></r:ReserveEvse>",
+        wsse_header(*TNM),
+    )
+    answer = requests.post(
+        f"{live_server.base_url}/gateway/{providers['ice'].service_id}",
+        data=body,
+        timeout=10,
+        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'},
+    )
+    assert answer.status_code == 200 and b"DEICE-R" in answer.content
+    assert providers["ice"].clm.received()[-1].body == body  # the very bytes, header included
+
+
+def test_an_explicit_target_partner_overrides_content(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    target = '<gw:targetPartner xmlns:gw="urn:gembus:gateway:v1">bmw-emobility</gw:targetPartner>'
+    body = envelope(
+        '<r:ReserveEvse xmlns:r="urn:gembus:reservation:v1"><r:providerId>NL-TNM</r:providerId>'
+        "<r:contractId>NL-TNM-000122045-U</r:contractId><r:evseId>DE*ICE*E100003*1</r:evseId>"
+        "<r:requestedExpiry>2030-01-01T10:00:00Z</r:requestedExpiry></r:ReserveEvse>",
+        wsse_header(*TNM) + target,
+    )
+    answer = requests.post(
+        f"{live_server.base_url}/gateway/reservation",
+        data=body,
+        timeout=10,
+        headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'},
+    )
+    # BMW's system answers for itself: it does not know ICE's EVSE (its fault passes through)
+    assert answer.status_code == 500 and b"Client.UnknownEvse" in answer.content
+    assert (
+        providers["bmw"]
+        .clm.received()[-1]
+        .body_child()
+        .findtext("{urn:gembus:reservation:v1}evseId")
+        == "DE*ICE*E100003*1"
+    )
+
+
+def test_no_contract_and_unknown_service_are_declared_faults(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    with pytest.raises(zeep.exceptions.Fault) as raised:
+        reserve(
+            gateway(live_server, "reservation", ("navi-search", "demo-search-password")),
+            "DE*ICE*E1*1",
+        )
+    assert fault_code(raised) == "Client.NoContract"
+    assert "navi-search has no active contract" in raised.value.message
+    with pytest.raises(zeep.exceptions.Fault) as raised:
+        reserve(gateway(live_server, "reservation"), "FR*XYZ*E1*1")
+    assert fault_code(raised) == "Client.UnknownService"
+
+
+def test_the_daily_quota_is_enforced(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    service = gateway(live_server, providers["quota"].service_id)
+    reserve(service, "IT*QTA*E1*1")
+    reserve(service, "IT*QTA*E2*1")
+    with pytest.raises(zeep.exceptions.Fault) as raised:
+        reserve(service, "IT*QTA*E3*1")
+    assert fault_code(raised) == "Client.QuotaExceeded"
+    assert len(providers["quota"].clm.received()) == 2
+
+
+def test_a_slow_provider_times_out(live_server: LiveServer, providers: dict[str, Provider]) -> None:
+    with pytest.raises(zeep.exceptions.Fault) as raised:
+        reserve(gateway(live_server, providers["slow"].service_id), "IT*SLW*E1*1")
+    assert fault_code(raised) == "Server.ProviderTimeout"
+
+
+def test_a_provider_that_is_down_gets_suspended(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    providers["down"].clm.kill()
+    service = gateway(live_server, providers["down"].service_id)
+    messages = []
+    for _ in range(10):  # each of the two workers suspends after three failures
+        with pytest.raises(zeep.exceptions.Fault) as raised:
+            reserve(service, "IT*DWN*E1*1")
+        assert fault_code(raised) == "Server.ProviderUnavailable"
+        messages.append(raised.value.message)
+    assert any("suspended" in m for m in messages) and any(
+        "cannot be reached" in m for m in messages
+    )
+
+
+def test_every_call_is_in_the_transaction_log_and_feeds_usage(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    reserve(gateway(live_server, "reservation"), "DE*ICE*E100009*1")
+    engine = create_engine(live_server.env["GEMBUS_DATABASE_URL"])
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT requester_id, provider_id, service_id, operation, outcome, fault_code, contract_id, "
+                "latency_ms, bytes_in, bytes_out, message_id FROM gateway_call WHERE family = 'reservation'"
+            )
+        ).all()
+        usage = connection.execute(
+            text(
+                "SELECT count(*) FROM usage_call u JOIN gateway_call g ON g.contract_id = u.contract_id "
+                "WHERE g.service_id = :s"
+            ),
+            {"s": providers["ice"].service_id},
+        ).scalar_one()
+    engine.dispose()
+    ok = [r for r in rows if r.outcome == "ok" and r.provider_id == "ice-charging"]
+    assert ok and all(
+        r.contract_id and r.latency_ms > 0 and r.bytes_in > 0 and r.bytes_out > 0 for r in ok
+    )
+    assert {r.fault_code for r in rows} >= {
+        "Client.NoContract",
+        "Client.QuotaExceeded",
+        "Server.ProviderTimeout",
+        "Server.ProviderUnavailable",
+    }
+    assert usage > 0
+
+
+def test_the_gateway_serves_the_canonical_wsdl_with_its_own_address(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    for target in ("reservation", providers["ice"].service_id):
+        url = f"{live_server.base_url}/gateway/{target}?wsdl"
+        served = requests.get(url, timeout=5).content
+        assert f"{live_server.base_url}/gateway/{target}".encode() in served
+        canonical = REPO / "wsdl" / "reservation.wsdl"
+        assert (
+            differences(
+                signature(canonical.read_bytes(), canonical.as_uri()), signature(served, url)
+            )
+            == []
+        )
+
+
+def test_unknown_gateway_targets_are_404(live_server: LiveServer) -> None:
+    assert (
+        requests.get(f"{live_server.base_url}/gateway/svc-nope?wsdl", timeout=5).status_code == 404
+    )
