@@ -8,6 +8,8 @@
 4. end to end: GetPartner and ValidateServiceContract over HTTP through gunicorn (2 workers,
    PostgreSQL when it answers, else SQLite) at 8 concurrent clients vs an lxml
    parse-and-serialise WSGI app on the same gunicorn (target for SRV 1967: >= 0.5x).
+5. the gateway: a routed 1 KB call vs calling the same lxml provider directly (targets: added
+   median latency <= 1.5 ms; forwarded throughput >= 0.5x the direct throughput).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import guard_bench, http_bench, validation_bench
+from bench import gateway_bench, guard_bench, http_bench, validation_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,6 +48,7 @@ def main() -> int:
     report["srv1967_in_process"] = validation_bench.run()
     if not args.skip_http:
         report["http"] = http_bench.run(args.seconds, args.clients)
+        report["gateway"] = gateway_bench.run(args.seconds, args.clients)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2))

@@ -4,11 +4,19 @@ A :class:`Contract` is what the bus needs from one WSDL family at run time: its 
 keyed by the Body child's QName (for dispatch and the SOAPAction check) and one compiled
 ``lxml.etree.XMLSchema`` for inbound validation. xmlschema is ~50-100x slower, so it is used
 for conformance tests only, never here.
+
+Versions: a family's version N > 1 is its own file ``wsdl/<family>_v<N>.wsdl`` with namespace
+``urn:gembus:<family-with-dashes>:v<N>`` (CONTRIBUTING.md, "Contracts"). The registry below is
+keyed by the file stem (``reservation``, ``reservation_v2``: the contract *key*, also the name
+in ``/services/<key>`` and ``/gateway/<key>``), while a provider's service names the pair the
+marketplace knows, ``InterfaceRef(family="reservation", version=2)``. :func:`contract_key` maps
+the pair to the key and :attr:`Contract.family_name` / :attr:`Contract.version` map back.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -42,6 +50,14 @@ _SAFE_PARSER = etree.XMLParser(
 )
 
 
+_VERSIONED_NS = re.compile(r"urn:gembus:(?P<family>[a-z][a-z0-9-]*):v(?P<version>[1-9][0-9]*)")
+
+
+def contract_key(family: str, version: int) -> str:
+    """The registry key (WSDL file stem) of ``family`` in ``version``: v1 is the bare name."""
+    return family if version == 1 else f"{family}_v{version}"
+
+
 @dataclass(frozen=True)
 class Operation:
     """One WSDL operation as the bus sees it."""
@@ -63,6 +79,18 @@ class Contract:
     service_name: str
     operations: dict[str, Operation] = field(default_factory=dict)  # by input element QName
     schema_imports: tuple[tuple[str, Path], ...] = ()
+
+    @property
+    def family_name(self) -> str:
+        """The family as the marketplace names it (``reservation`` for ``reservation_v2``)."""
+        match = _VERSIONED_NS.fullmatch(self.target_namespace)
+        return match["family"].replace("-", "_") if match else self.family
+
+    @property
+    def version(self) -> int:
+        """The major version N of ``urn:gembus:<family>:vN``."""
+        match = _VERSIONED_NS.fullmatch(self.target_namespace)
+        return int(match["version"]) if match else 1
 
     @property
     def served_by_gembus(self) -> bool:
@@ -182,6 +210,17 @@ def _local(prefixed: str) -> str:
 def all_contracts() -> dict[str, Contract]:
     """Every canonical family, keyed by family name (the WSDL file's stem)."""
     return {p.stem: load_contract(p) for p in sorted(WSDL_DIR.glob("*.wsdl"))}
+
+
+def contract_for_interface(family: str, version: int) -> Contract | None:
+    """The canonical contract of a marketplace interface (family, version), if gembus has it.
+
+    Only the one spelling is accepted: ``("reservation", 2)``, never ``("reservation_v2", 1)``.
+    """
+    contract = all_contracts().get(contract_key(family, version))
+    if contract is None or (contract.family_name, contract.version) != (family, version):
+        return None
+    return contract
 
 
 def served_wsdl(contract: Contract, endpoint_url: str) -> bytes:

@@ -1,0 +1,145 @@
+"""The gateway's whole routing table for a demo registry, and how routes are chosen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+
+from bus.routing import AmbiguousRouteError, Router
+from domain.marketplace import catalogue
+from domain.marketplace.model import InterfaceRef, LifecycleState, ServiceCategory, ServiceData
+from gembus.bootstrap import Gembus, build
+from gembus.demo import load, load_marketplace
+from gembus.errors import NotFoundError
+from gembus.settings import Settings
+from persistence.migrate import upgrade
+from tests.support.marketplace import AcceptingInspector, partner
+
+
+@pytest.fixture
+def gembus(database_url: str) -> Iterator[Gembus]:
+    built = build(
+        Settings(
+            database_url=database_url,
+            secret_key=Fernet.generate_key().decode(),
+            log_level="WARNING",
+        )
+    )
+    upgrade(built.engine)
+    with built.engine.begin() as connection:
+        for table in (
+            "usage_call",
+            "service_contract",
+            "offering",
+            "service",
+            "roaming_agreement",
+            "change_counter",
+            "partner_identifier",
+            "partner_role",
+            "wsse_nonce",
+            "partner",
+        ):
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+    load(built.uow, built.vault)
+    load_marketplace(built.uow, "http://gembus.example")
+    yield built
+    built.engine.dispose()
+
+
+def _service(gembus: Gembus, partner_id: str, family: str, url: str, publish: bool = True) -> str:
+    provider = partner(gembus.uow, partner_id)
+    with gembus.uow() as uow:
+        data = ServiceData(
+            f"{partner_id} {family}", ServiceCategory.VALUE_ADDED, InterfaceRef(family, 1), url
+        )
+        service = catalogue.register_service(uow, AcceptingInspector(), provider, None, data)
+        if publish:
+            catalogue.change_lifecycle(uow, provider, service.service_id, LifecycleState.PUBLISHED)
+        uow.commit()
+    return service.service_id
+
+
+def test_the_whole_table_of_a_demo_registry(gembus: Gembus) -> None:
+    ice = _service(gembus, "ice-charging", "reservation", "https://clm.ice.example/reservation")
+    bmw = _service(gembus, "bmw-emobility", "reservation", "https://clm.bmw.example/reservation")
+    _service(gembus, "ice-charging", "evse_status", "https://clm.ice.example/status", publish=False)
+    router = Router(gembus.uow, "gembus-admin")
+    own = {r.family: r.service_id for r in router.table.routes if r.provider_id == "gembus-admin"}
+    assert router.table.describe() == sorted(
+        [
+            (
+                own["evse_search"],
+                "evse_search",
+                "gembus-admin",
+                "http://gembus.example/services/evse_search",
+                True,
+                (),
+                (),
+            ),
+            (
+                own["contract_validation"],
+                "contract_validation",
+                "gembus-admin",
+                "http://gembus.example/services/contract_validation",
+                True,
+                (),
+                (),
+            ),
+            (
+                own["authorization"],
+                "authorization",
+                "gembus-admin",
+                "http://gembus.example/services/authorization",
+                True,
+                (),
+                (),
+            ),
+            (own["sdr"], "sdr", "gembus-admin", "http://gembus.example/services/sdr", True, (), ()),
+            (
+                ice,
+                "reservation",
+                "ice-charging",
+                "https://clm.ice.example/reservation",
+                False,
+                ("DEICE",),
+                (),
+            ),
+            (
+                bmw,
+                "reservation",
+                "bmw-emobility",
+                "https://clm.bmw.example/reservation",
+                False,
+                ("DEBMW",),
+                ("DEBMW",),
+            ),
+        ]
+    )  # the draft evse_status service is not routable
+
+
+def test_routes_by_service_partner_operator_and_provider(gembus: Gembus) -> None:
+    ice = _service(gembus, "ice-charging", "reservation", "https://clm.ice.example/reservation")
+    bmw = _service(gembus, "bmw-emobility", "reservation", "https://clm.bmw.example/reservation")
+    table = Router(gembus.uow, "gembus-admin").table
+    assert table.for_service(ice).provider_id == "ice-charging"
+    assert table.for_operator("reservation", "DEBMW").service_id == bmw
+    assert table.for_provider_key("reservation", "DEBMW").service_id == bmw
+    assert table.for_partner("reservation", "ice-charging").service_id == ice
+    with pytest.raises(NotFoundError) as unknown:
+        table.for_operator("reservation", "FRXYZ")
+    assert unknown.value.fault_code == "Client.UnknownService"
+    _service(gembus, "ice-charging", "reservation", "https://clm2.ice.example/reservation")
+    with pytest.raises(AmbiguousRouteError):
+        Router(gembus.uow, "gembus-admin").table.for_operator("reservation", "DEICE")
+
+
+def test_a_new_service_reaches_every_router_after_the_refresh(gembus: Gembus) -> None:
+    clock = [0.0]
+    router = Router(gembus.uow, "gembus-admin", refresh_s=0.25, clock=lambda: clock[0])
+    before = len(router.table.routes)
+    _service(gembus, "ice-charging", "reservation", "https://clm.ice.example/reservation")
+    assert len(router.table.routes) == before  # another node's change: not yet seen
+    clock[0] += 0.3
+    assert len(router.table.routes) == before + 1
