@@ -2,51 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from cryptography.fernet import Fernet
 
 from domain.marketplace import contracts
 from domain.marketplace.model import Validity
 from domain.marketplace.validation import ContractValidator, Reason
-from gembus.bootstrap import Gembus, build
-from gembus.demo import load
-from gembus.settings import Settings
-from persistence.migrate import upgrade
+from gembus.bootstrap import Gembus
 from tests.support.marketplace import contract, partner, published_offering
 
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def gembus(database_url: str) -> Iterator[Gembus]:
-    built = build(
-        Settings(
-            database_url=database_url,
-            secret_key=Fernet.generate_key().decode(),
-            log_level="WARNING",
-        )
-    )
-    upgrade(built.engine)
-    with built.engine.begin() as connection:  # the PostgreSQL database is shared by the session
-        for table in (
-            "usage_call",
-            "service_contract",
-            "offering",
-            "service",
-            "roaming_agreement",
-            "change_counter",
-            "partner_identifier",
-            "partner_role",
-            "wsse_nonce",
-            "partner",
-        ):
-            connection.exec_driver_sql(f"DELETE FROM {table}")
-    load(built.uow, built.vault)
-    yield built
-    built.engine.dispose()
 
 
 def validator(gembus: Gembus, clock: list[float] | None = None) -> ContractValidator:

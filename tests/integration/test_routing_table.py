@@ -2,50 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from cryptography.fernet import Fernet
 
 from bus.routing import AmbiguousRouteError, Router
 from domain.marketplace import catalogue
 from domain.marketplace.model import InterfaceRef, LifecycleState, ServiceCategory, ServiceData
-from gembus.bootstrap import Gembus, build
-from gembus.demo import load, load_marketplace
+from gembus.bootstrap import Gembus
+from gembus.demo import load_marketplace
 from gembus.errors import NotFoundError
-from gembus.settings import Settings
-from persistence.migrate import upgrade
 from tests.support.marketplace import AcceptingInspector, partner
 
 
 @pytest.fixture
-def gembus(database_url: str) -> Iterator[Gembus]:
-    built = build(
-        Settings(
-            database_url=database_url,
-            secret_key=Fernet.generate_key().decode(),
-            log_level="WARNING",
-        )
-    )
-    upgrade(built.engine)
-    with built.engine.begin() as connection:
-        for table in (
-            "usage_call",
-            "service_contract",
-            "offering",
-            "service",
-            "roaming_agreement",
-            "change_counter",
-            "partner_identifier",
-            "partner_role",
-            "wsse_nonce",
-            "partner",
-        ):
-            connection.exec_driver_sql(f"DELETE FROM {table}")
-    load(built.uow, built.vault)
-    load_marketplace(built.uow, "http://gembus.example")
-    yield built
-    built.engine.dispose()
+def gembus(gembus: Gembus) -> Gembus:
+    """The demo partners plus gembus's own published services."""
+    load_marketplace(gembus.uow, "http://gembus.example")
+    return gembus
 
 
 def _service(gembus: Gembus, partner_id: str, family: str, url: str, publish: bool = True) -> str:

@@ -4,51 +4,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from cryptography.fernet import Fernet
 
 from bus.metering import UsageMeter
 from domain.marketplace import usage
 from domain.marketplace.model import Quota
-from gembus.bootstrap import Gembus, build
-from gembus.demo import load
+from gembus.bootstrap import Gembus
 from gembus.errors import NotAuthorizedError, NotFoundError
-from gembus.settings import Settings
-from persistence.migrate import upgrade
 from tests.support.marketplace import contract, partner, published_offering
-
-
-@pytest.fixture
-def gembus(database_url: str) -> Iterator[Gembus]:
-    built = build(
-        Settings(
-            database_url=database_url,
-            secret_key=Fernet.generate_key().decode(),
-            log_level="WARNING",
-        )
-    )
-    upgrade(built.engine)
-    with built.engine.begin() as connection:
-        for table in (
-            "usage_call",
-            "service_contract",
-            "offering",
-            "service",
-            "roaming_agreement",
-            "change_counter",
-            "partner_identifier",
-            "partner_role",
-            "wsse_nonce",
-            "partner",
-        ):
-            connection.exec_driver_sql(f"DELETE FROM {table}")
-    load(built.uow, built.vault)
-    yield built
-    built.engine.dispose()
 
 
 def test_metering_flags_calls_over_the_daily_quota_and_billing_charges_them(gembus: Gembus) -> None:

@@ -1,0 +1,45 @@
+"""A gembus built on the tier's database, emptied and loaded with the demo partners."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from cryptography.fernet import Fernet
+
+from gembus.bootstrap import Gembus, build
+from gembus.demo import load
+from gembus.settings import Settings
+from persistence.migrate import upgrade
+
+#: Child tables first: the PostgreSQL database is shared by the whole session.
+TABLES = (
+    "usage_call",
+    "service_contract",
+    "offering",
+    "service",
+    "roaming_agreement",
+    "change_counter",
+    "partner_identifier",
+    "partner_role",
+    "wsse_nonce",
+    "partner",
+)
+
+
+@pytest.fixture
+def gembus(database_url: str) -> Iterator[Gembus]:
+    built = build(
+        Settings(
+            database_url=database_url,
+            secret_key=Fernet.generate_key().decode(),
+            log_level="WARNING",
+        )
+    )
+    upgrade(built.engine)
+    with built.engine.begin() as connection:
+        for table in TABLES:
+            connection.exec_driver_sql(f"DELETE FROM {table}")
+    load(built.uow, built.vault)
+    yield built
+    built.engine.dispose()
