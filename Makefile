@@ -26,7 +26,9 @@ migrate: $(STAMP) ## apply the database migrations (GEMBUS_DATABASE_URL, default
 demo: migrate ## load the demo partners
 	$(BIN)/gembus demo load
 
-run: demo ## the main job: venv, migrate SQLite, demo data, gunicorn on 127.0.0.1:8000
+run: demo ## the main job: venv, migrate SQLite, demo data, gunicorn on 127.0.0.1:8000 + a worker
+	@$(BIN)/gembus worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null; wait $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/gembus serve
 
 test: $(STAMP) ## run the whole suite (PostgreSQL tier when the local server answers)

@@ -4,6 +4,10 @@ At service registration gembus fetches ``<endpoint>?wsdl`` with zeep (strict, no
 entities), makes sure zeep can load it, and compares its signature with the canonical
 WSDL's (bus/equivalence.py). Network and parse failures are differences too: a provider
 whose WSDL cannot be read cannot be registered.
+
+An interface is the marketplace's (family, version) pair; version N > 1 of a family is the file
+``wsdl/<family>_v<N>.wsdl`` (bus.contracts.contract_for_interface), e.g. reservation v2 is
+``wsdl/reservation_v2.wsdl``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from zeep import Client, Settings
 from zeep.exceptions import Error as ZeepError
 from zeep.transports import Transport
 
-from bus.contracts import WSDL_DIR
+from bus.contracts import contract_for_interface
 from bus.equivalence import differences, signature
 from domain.marketplace.model import InterfaceRef
 
@@ -29,7 +33,7 @@ class ZeepContractInspector:
         self.timeout_s = timeout_s
 
     def known(self, interface: InterfaceRef) -> bool:
-        return interface.version == 1 and self._canonical(interface).is_file()
+        return contract_for_interface(interface.family, interface.version) is not None
 
     def differences(self, endpoint_url: str, interface: InterfaceRef) -> list[str]:
         url = endpoint_url + ("&wsdl" if "?" in endpoint_url else "?wsdl")
@@ -50,4 +54,7 @@ class ZeepContractInspector:
 
     @staticmethod
     def _canonical(interface: InterfaceRef) -> Path:
-        return WSDL_DIR / f"{interface.family}.wsdl"
+        contract = contract_for_interface(interface.family, interface.version)
+        if contract is None:
+            raise KeyError(f"no canonical contract {interface.family} v{interface.version}")
+        return contract.wsdl_path

@@ -1,6 +1,7 @@
 """The Dynamic Service Gateway (SRV 1968): one entry point for every registered service.
 
-    guard -> identify -> route -> check contract -> limit -> validate -> dispatch -> record
+    guard -> identify -> route -> check contract -> limit -> validate -> transform request
+          -> dispatch -> validate reply -> transform reply -> record
 
 Routed traffic is not rebuilt into objects: the guard's single parse is the only tree, the
 route is chosen from the service in the URL, an explicit target partner header, or the EVSE
@@ -8,10 +9,23 @@ ID / contract ID in the Body; the caller's service contract with the provider is
 through SRV 1967's cache; then gembus's own services are dispatched in process and external
 providers receive the request's bytes unchanged over a pooled HTTP client, with a per-provider
 timeout and a circuit breaker. Every call is written to the transaction log.
+
+Versions. The gateway URL says which version of a family the requester speaks:
+``/gateway/<family>`` speaks v1 and ``/gateway/<family>_v<N>`` speaks vN (the contract keys of
+bus/contracts.py, e.g. ``/gateway/reservation`` and ``/gateway/reservation_v2``, each serving
+its own WSDL at ``?wsdl``); ``/gateway/<serviceId>`` speaks the version that service
+implements. Routing by content or target partner considers every provider of the family,
+whatever version its service implements (a provider offering several versions is chosen in
+the requester's). When the routed service's version differs from the requester's, the Body
+child is converted (bus/transform.py) to the provider's version before dispatch, with the
+provider's SOAPAction and the requester's SOAP Header, and the reply back after it; faults
+pass through. Only then: same-version traffic stays pass-through bytes. A version pair
+without transforms both ways is refused up front with Client.UnsupportedVersion.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 import time
@@ -22,9 +36,18 @@ from datetime import UTC, datetime, timedelta
 import urllib3
 from lxml import etree
 
-from bus.contracts import Contract
+from bus.contracts import Contract, contract_key
 from bus.pipeline import Message, Pipeline
 from bus.routing import Route, Router
+from bus.soap import SoapVersion
+from bus.transform import (
+    TransformFailedError,
+    TransformRegistry,
+    default_registry,
+    is_fault,
+    parse_envelope,
+    rewrap,
+)
 from domain.identifiers import ContractId, EvseId, InvalidIdentifier
 from domain.marketplace.model import Quota
 from domain.marketplace.validation import ContractValidator
@@ -53,6 +76,11 @@ class RateLimitedError(ClientError):
     default_message = "too many calls per second"
 
 
+class UnsupportedVersionError(ClientError):
+    fault_code = "Client.UnsupportedVersion"
+    default_message = "the provider implements a version of the family gembus cannot convert to"
+
+
 class ProviderUnavailableError(ServerError):
     fault_code = "Server.ProviderUnavailable"
     default_message = "the provider is unavailable; retry later"
@@ -72,6 +100,10 @@ class GatewayMessage(Message):
     contract_id: str | None = None
     over_quota: bool = False
     reply: tuple[int, str, bytes] | None = None  # status, content type, body (external only)
+    #: Set only when the provider speaks another version than the requester (msg.contract):
+    #: the provider's contract, and the converted request (body, content type, SOAPAction).
+    provider_contract: Contract | None = None
+    converted: tuple[bytes, str, str | None] | None = None
 
 
 @dataclass
@@ -138,6 +170,8 @@ class Gateway:
     validate_responses: str = "off"  # "always", "off", or "sample:<fraction>"
     rate: RateLimiter = field(default_factory=lambda: RateLimiter(50.0))
     breaker: Breaker = field(default_factory=Breaker)
+    #: Version transforms by (family, from, to), compiled once per process.
+    transforms: TransformRegistry = field(default_factory=default_registry)
     #: One connection pool per provider host; urllib3 directly, because requests' session
     #: machinery cost more per call than the forwarding itself (profiled).
     pool: urllib3.PoolManager = field(
@@ -147,10 +181,12 @@ class Gateway:
     )
 
     def contract_for(self, target: str) -> Contract:
-        """The contract a gateway URL speaks: a family name, or the family of a service ID."""
+        """The contract a gateway URL speaks: a contract key (``reservation``,
+        ``reservation_v2``), or the family and version of a service ID."""
         if target in self.contracts:
             return self.contracts[target]
-        return self.contracts[self.router.table.for_service(target).family]
+        route = self.router.table.for_service(target)
+        return self.contracts[contract_key(route.family, route.version)]
 
     def run(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
         for step in (
@@ -160,8 +196,10 @@ class Gateway:
             self.check_contract,
             self.limit,
             self.pipeline.validate,
+            self.transform_request,
             self.dispatch,
             self.validate_reply,
+            self.transform_reply,
         ):
             msg = step(msg, ctx)  # type: ignore[assignment]
         return msg
@@ -169,28 +207,42 @@ class Gateway:
     def route(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
         assert msg.guarded is not None
         table = self.router.table
-        family = msg.contract.family
-        if msg.target != family:
+        # Routes carry the marketplace's family name ("reservation") and version; the requester's
+        # version is the one of the contract its gateway URL speaks (see the module docstring).
+        family, version = msg.contract.family_name, msg.contract.version
+        if msg.target not in self.contracts:
             msg.route = table.for_service(msg.target)
         elif (target := _target_partner(msg.guarded.header)) is not None:
-            msg.route = table.for_partner(family, target)
+            msg.route = table.for_partner(family, target, version)
         else:
-            msg.route = self._by_content(family, msg.guarded.body_child)
+            msg.route = self._by_content(family, version, msg.guarded.body_child)
         ctx.log = ctx.log.bind(service=msg.route.service_id, provider=msg.route.provider_id)
+        if msg.route.version != version and not msg.route.local:
+            if not self.transforms.bridges(family, version, msg.route.version):
+                raise UnsupportedVersionError(
+                    f"{msg.route.provider_id} implements {family} v{msg.route.version}, which "
+                    f"gembus cannot convert to and from v{version}",
+                    field="service",
+                )
+            msg.provider_contract = self.contracts[contract_key(family, msg.route.version)]
+            ctx.log = ctx.log.bind(transform=f"v{version}->v{msg.route.version}")
         return msg
 
-    def _by_content(self, family: str, body: etree._Element) -> Route:
+    def _by_content(self, family: str, version: int, body: etree._Element) -> Route:
+        # evseId and contractId are found at any depth, so v2's customer/contractId routes too.
         table = self.router.table
         evse = _first(_EVSE_ID(body))
         if evse:
             try:
-                return table.for_operator(family, EvseId.parse(evse).operator_key)
+                return table.for_operator(family, EvseId.parse(evse).operator_key, version)
             except InvalidIdentifier as exc:
                 raise InvalidIdentifierError(f"{evse!r}: {exc.reason}", field="evseId") from exc
         contract = _first(_CONTRACT_ID(body))
         if contract:
             try:
-                return table.for_provider_key(family, ContractId.parse(contract).provider_key)
+                return table.for_provider_key(
+                    family, ContractId.parse(contract).provider_key, version
+                )
             except InvalidIdentifier as exc:
                 raise InvalidIdentifierError(
                     f"{contract!r}: {exc.reason}", field="contractId"
@@ -254,13 +306,43 @@ class Gateway:
         self.rate.take(ctx.actor.partner_id)
         return msg
 
+    def transform_request(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        """Only across versions: the Body child in the provider's version, re-enveloped with the
+        requester's SOAP Header, and the provider's SOAPAction for the same operation."""
+        provider = msg.provider_contract
+        if provider is None:
+            return msg
+        assert msg.guarded is not None
+        requester = msg.contract
+        child = self.transforms.apply(
+            requester.family_name, requester.version, provider.version, msg.guarded.body_child
+        )
+        operation = provider.operation_for(child.tag)
+        if operation is None or not provider.schema.validate(child):
+            error = provider.schema.error_log.last_error  # type: ignore[attr-defined]
+            raise TransformFailedError(f"the converted request violates {provider.family}: {error}")
+        body = rewrap(msg.guarded.envelope, child)
+        if msg.guarded.version is SoapVersion.SOAP12:  # SOAP 1.2 carries the action in the type
+            content_type = f'{SoapVersion.SOAP12.content_type}; action="{operation.soap_action}"'
+            action = f'"{operation.soap_action}"' if msg.soap_action is not None else None
+        else:
+            content_type, action = SoapVersion.SOAP11.content_type, f'"{operation.soap_action}"'
+        msg.converted = (body, content_type, action)
+        return msg
+
     def dispatch(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
         route = msg.route
         assert route is not None
         if route.local:
             return self.pipeline.dispatch(msg, ctx)  # type: ignore[return-value]
         self.breaker.check(route.endpoint_url)
-        msg.reply = self._forward(route, msg)
+        outbound = msg
+        if msg.converted is not None:  # a copy, so msg.raw stays what the requester sent
+            raw, content_type, action = msg.converted
+            outbound = dataclasses.replace(
+                msg, raw=raw, content_type=content_type, soap_action=action
+            )
+        msg.reply = self._forward(route, outbound)
         return msg
 
     def _forward(self, route: Route, msg: GatewayMessage) -> tuple[int, str, bytes]:
@@ -305,12 +387,35 @@ class Gateway:
         status, _, body = msg.reply
         root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
         child = root[-1][0] if len(root) and len(root[-1]) else None
-        schema = msg.contract.schema
+        contract = msg.provider_contract or msg.contract  # still in the provider's version here
+        schema = contract.schema
         if status == 200 and child is not None and not schema.validate(child):
             error = schema.error_log.last_error  # type: ignore[attr-defined]
             raise ServerError(
-                f"the provider's reply violates the {msg.contract.family} contract: {error}"
+                f"the provider's reply violates the {contract.family} contract: {error}"
             )
+        return msg
+
+    def transform_reply(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        """Only across versions: the provider's answer in the requester's version, checked
+        against the requester's contract; faults (and empty or non-200 bodies) pass through."""
+        provider = msg.provider_contract
+        if provider is None or msg.reply is None:
+            return msg
+        status, content_type, body = msg.reply
+        if status != 200:
+            return msg
+        envelope, child = parse_envelope(body)
+        if child is None or is_fault(child):
+            return msg
+        requester = msg.contract
+        converted = self.transforms.apply(
+            requester.family_name, provider.version, requester.version, child
+        )
+        if not requester.schema.validate(converted):
+            error = requester.schema.error_log.last_error  # type: ignore[attr-defined]
+            raise TransformFailedError(f"the converted reply violates {requester.family}: {error}")
+        msg.reply = (status, content_type, rewrap(envelope, converted))
         return msg
 
     def _sampled(self) -> bool:

@@ -8,6 +8,11 @@ service, the provider prefix of a contract ID selects the home EVSP's. gembus's 
 
 Every process rebuilds its table when the marketplace change counter moves (polled at most
 every ``refresh_s`` seconds), so a registration on one node reaches every node.
+
+Versions: ``family`` is the marketplace's family name (``reservation``) for every version, so
+a family's routes hold the providers of v1 and of v2 alike and a requester of either version
+reaches both (the gateway converts, bus/transform.py). When one provider or operator offers
+the family in several versions, the lookups prefer the requester's ``version``.
 """
 
 from __future__ import annotations
@@ -61,25 +66,28 @@ class RoutingTable:
             raise NotFoundError("Service", f"no published service {service_id}", field="service")
         return route
 
-    def for_partner(self, family: str, partner_id: str) -> Route:
+    def for_partner(self, family: str, partner_id: str, version: int | None = None) -> Route:
         return self._one(
             family,
             [r for r in self._family(family) if r.provider_id == partner_id],
             f"partner {partner_id}",
+            version,
         )
 
-    def for_operator(self, family: str, operator_key: str) -> Route:
+    def for_operator(self, family: str, operator_key: str, version: int | None = None) -> Route:
         return self._one(
             family,
             [r for r in self._family(family) if operator_key in r.operator_keys],
             f"operator {operator_key}",
+            version,
         )
 
-    def for_provider_key(self, family: str, provider_key: str) -> Route:
+    def for_provider_key(self, family: str, provider_key: str, version: int | None = None) -> Route:
         return self._one(
             family,
             [r for r in self._family(family) if provider_key in r.provider_keys],
             f"EV service provider {provider_key}",
+            version,
         )
 
     def _family(self, family: str) -> list[Route]:
@@ -91,9 +99,12 @@ class RoutingTable:
         return routes
 
     @staticmethod
-    def _one(family: str, found: list[Route], who: str) -> Route:
+    def _one(family: str, found: list[Route], who: str, version: int | None = None) -> Route:
         if not found:
             raise NotFoundError("Service", f"{who} offers no {family} service", field="service")
+        if len(found) > 1 and version is not None:
+            # one provider with the family in several versions: the requester's own wins
+            found = [r for r in found if r.version == version] or found
         if len(found) > 1:
             raise AmbiguousRouteError(
                 f"{who} offers {len(found)} {family} services; address one by ID"

@@ -22,6 +22,15 @@ from domain.marketplace.model import (
     UsageCall,
 )
 from domain.partners import Partner, PartnerData, PartnerStatus, Role
+from domain.pubsub import (
+    Delivery,
+    DeliveryStatus,
+    OutboxEntry,
+    Settlement,
+    Subscription,
+    SubscriptionStatus,
+    Topic,
+)
 
 
 class PartnerRepository(Protocol):
@@ -113,6 +122,42 @@ class MarketplaceRepository(Protocol):
     def counter(self, name: str) -> int: ...
 
 
+class OutboxRepository(Protocol):
+    """Subscriptions and the transactional outbox (persistence/outbox.py).
+
+    ``enqueue`` writes in the caller's transaction. ``claim`` locks pending, due rows until the
+    unit of work ends (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so concurrent relays never
+    get the same row); ``settle`` records the outcome in that same transaction.
+    """
+
+    def add_subscription(self, subscription: Subscription, filter_key: str) -> None: ...
+    def get_subscription(self, subscription_id: str) -> Subscription | None: ...
+    def find_subscription(
+        self, partner_id: str, topic: Topic, endpoint_url: str, filter_key: str
+    ) -> Subscription | None: ...
+    def set_subscription_status(self, subscription_id: str, status: SubscriptionStatus) -> None: ...
+    def delete_subscription(self, subscription_id: str) -> None: ...
+    def count_subscriptions(self, partner_id: str) -> int: ...
+    def subscriptions_of(
+        self, partner_id: str, topic: Topic | None, page: tuple[int, int]
+    ) -> tuple[list[Subscription], int]: ...
+    def active_subscriptions(self, topic: Topic) -> list[Subscription]:
+        """Active subscriptions of active partners."""
+        ...
+
+    def enqueue(self, deliveries: Sequence[Delivery]) -> None: ...
+    def claim(self, limit: int, now: datetime) -> list[OutboxEntry]: ...
+    def settle(self, settlements: Sequence[Settlement]) -> None: ...
+    def entries(
+        self, status: DeliveryStatus | None, page: tuple[int, int]
+    ) -> tuple[list[OutboxEntry], int]: ...
+    def redrive(self, entry_id: int | None, now: datetime) -> int:
+        """Make a dead (or waiting) row, or every dead row when None, pending again."""
+        ...
+
+    def purge_delivered(self, before: datetime) -> int: ...
+
+
 class PasswordVault(Protocol):
     """Hashes passwords for verification and seals them for PasswordDigest checks."""
 
@@ -130,6 +175,9 @@ class UnitOfWork(Protocol):
     @property
     def marketplace(self) -> MarketplaceRepository: ...
 
+    @property
+    def outbox(self) -> OutboxRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -142,4 +190,11 @@ class UnitOfWork(Protocol):
     def commit(self) -> None: ...
 
 
-__all__ = ["PartnerData", "PartnerRepository", "PasswordVault", "UnitOfWork"]
+__all__ = [
+    "OutboxRepository",
+    "PartnerData",
+    "PartnerRepository",
+    "PasswordVault",
+    "Settlement",
+    "UnitOfWork",
+]

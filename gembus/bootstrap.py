@@ -90,7 +90,8 @@ def build_handlers() -> dict[str, dict[str, Handler]]:
         "ListRoamingAgreements",
     )
     billing_ops = ("GetUsageReport", "GetBillingStatement")
-    marketplace_ops = partner_ops + service_ops + contract_ops + billing_ops
+    subscription_ops = ("Subscribe", "Unsubscribe", "ListSubscriptions")
+    marketplace_ops = partner_ops + service_ops + contract_ops + billing_ops + subscription_ops
     return {
         "marketplace": dict.fromkeys(marketplace_ops, market.call),
         "contract_validation": dict(contract_validation.HANDLERS),

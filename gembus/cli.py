@@ -1,4 +1,4 @@
-"""The ``gembus`` command: serve, db upgrade, demo load, partner add/list/set-password.
+"""The ``gembus`` command: serve, worker, db, demo, partner, outbox and events commands.
 
 Every command and group has ``--help``. Commands that change data run one use case in one
 unit of work, exactly like a SOAP request would, so the same rules apply.
@@ -65,6 +65,228 @@ def serve(bind: str | None, workers: int | None) -> None:
         args += ["--workers", str(workers)]
     sys.stdout.flush()
     os.execv(gunicorn, [*args, "gembus.wsgi:app"])  # noqa: S606 - replaces this process by design
+
+
+@main.command()
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="relay threads in this process (SQLite: always 1)",
+)
+@click.option(
+    "--batch",
+    type=click.IntRange(1, 1000),
+    default=50,
+    show_default=True,
+    help="rows claimed per transaction",
+)
+@click.option("--once", is_flag=True, help="deliver what is due now, then exit")
+def worker(concurrency: int, batch: int, once: bool) -> None:
+    """Deliver the outbox: claim due rows, POST Notify, retry with backoff, dead-letter.
+
+    Run any number of workers, on any machine sharing the PostgreSQL database: each claims
+    its own rows (FOR UPDATE SKIP LOCKED). On SQLite run one. SIGTERM or Ctrl-C finishes the
+    batch in hand and exits; SIGKILL loses nothing (the rows are sent again).
+    """
+    import signal
+    import threading
+
+    from bus.delivery import RetryPolicy, run_relays
+
+    gembus = _gembus()
+    settings = gembus.settings
+    if settings.is_sqlite and concurrency > 1:
+        click.echo("SQLite has no row locks: one relay thread", err=True)
+        concurrency = 1
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    policy = RetryPolicy(
+        settings.outbox_max_attempts, settings.outbox_backoff_base_s, settings.outbox_backoff_cap_s
+    )
+    click.echo(f"gembus worker: {concurrency} relay thread(s), batch {batch}", err=True)
+    stats = run_relays(
+        gembus.uow,
+        policy,
+        concurrency=concurrency,
+        batch=batch,
+        timeout_s=settings.outbox_timeout_s,
+        idle_s=settings.outbox_poll_s,
+        once=once,
+        stop=stop,
+    )
+    click.echo(f"delivered {stats.delivered}, retry later {stats.retried}, dead {stats.dead}")
+
+
+@main.group()
+def outbox() -> None:
+    """The outbox of publish/subscribe deliveries and its dead letters."""
+
+
+@outbox.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "delivered", "dead"]),
+    default=None,
+    help="only rows with this status (dead = the dead letters)",
+)
+@click.option("--page", default=1, show_default=True, help="page number (newest first)")
+@click.option("--page-size", default=50, show_default=True, help="rows per page (1..1000)")
+def outbox_list(status: str | None, page: int, page_size: int) -> None:
+    """List outbox rows, one per line: id, status, attempts, topic, eventId, endpoint, error."""
+    from domain.marketplace.partners import Page
+    from domain.pubsub import DeliveryStatus
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        paged = Page(page, page_size)
+        found, total = uow.outbox.entries(
+            DeliveryStatus(status) if status else None, (paged.offset, paged.size)
+        )
+    for e in found:
+        when = (e.delivered_at or e.available_at).isoformat(timespec="seconds")
+        error = f"  {e.last_error}" if e.last_error else ""
+        click.echo(
+            f"{e.id:>8} {e.status.value:<9} {e.attempts:>2} {e.topic:<20} {when} "
+            f"{e.idempotency_key} {e.endpoint_url}{error}"
+        )
+    click.echo(f"-- page {page}, {len(found)} of {total}")
+
+
+@outbox.command("retry")
+@click.argument("entry_id", type=int, required=False)
+@click.option("--all-dead", is_flag=True, help="re-drive every dead letter")
+def outbox_retry(entry_id: int | None, all_dead: bool) -> None:
+    """Re-drive ENTRY_ID (a dead letter, or a waiting row: now) or --all-dead.
+
+    The row becomes pending with a fresh attempt budget and keeps its eventId, so a
+    subscriber that did get it before answers "duplicate".
+    """
+    from datetime import UTC, datetime
+
+    if (entry_id is None) == (not all_dead):
+        raise click.UsageError("give an outbox id or --all-dead")
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        count = uow.outbox.redrive(None if all_dead else entry_id, datetime.now(UTC))
+        uow.commit()
+    if entry_id is not None and count == 0:
+        raise click.ClickException(f"no outbox row {entry_id} that is dead or pending")
+    click.echo(f"re-driven {count}")
+
+
+@outbox.command("purge")
+@click.option(
+    "--delivered-before",
+    "days",
+    type=click.FloatRange(0),
+    required=True,
+    help="delete delivered rows older than this many days",
+)
+def outbox_purge(days: float) -> None:
+    """Delete delivered rows (one DELETE on an index: no progress bar needed). Pending and
+    dead rows are never purged."""
+    from datetime import UTC, datetime, timedelta
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        count = uow.outbox.purge_delivered(datetime.now(UTC) - timedelta(days=days))
+        uow.commit()
+    click.echo(f"purged {count} delivered rows")
+
+
+@main.group()
+def events() -> None:
+    """Publish/subscribe events (an operator's tool until the domains publish their own)."""
+
+
+@events.command("publish")
+@click.option(
+    "--topic",
+    type=click.Choice(["EvseStatusChanged", "SdrAvailable", "LoadRequestPublished"]),
+    required=True,
+)
+@click.option("--evse", help="EVSE ID (EvseStatusChanged, SdrAvailable), e.g. DE*ICE*E1*1")
+@click.option(
+    "--major",
+    type=click.Choice(["available", "not-available", "unknown"]),
+    help="EvseStatusChanged: major status",
+)
+@click.option(
+    "--minor",
+    type=click.Choice(["available", "reserved", "charging", "blocked", "outoforder"]),
+    help="EvseStatusChanged: minor status",
+)
+@click.option("--sdr", help="SdrAvailable: SDR ID")
+@click.option("--provider", help="SdrAvailable: provider ID, e.g. NL-TNM")
+@click.option("--contract", help="SdrAvailable: contract ID")
+@click.option("--request-id", help="LoadRequestPublished: request ID")
+@click.option("--dso", help="LoadRequestPublished: the DSO's partner ID")
+@click.option(
+    "--load-area",
+    "load_areas",
+    multiple=True,
+    help="LoadRequestPublished: load area ID (repeatable)",
+)
+@click.option(
+    "--to",
+    "addressees",
+    multiple=True,
+    help="LoadRequestPublished: addressed partner ID (repeatable)",
+)
+def events_publish(**options: Any) -> None:
+    """Publish one event to every matching subscription (queued in the outbox, in one
+    transaction; `gembus worker` delivers it). Times default to now / now + 1 h."""
+    from datetime import UTC, datetime
+
+    from domain.pubsub import Topic, publish
+
+    gembus = _gembus()
+    with _errors():
+        topic = Topic(options["topic"])
+        event = _event(topic, options, datetime.now(UTC))
+        with gembus.uow() as uow:
+            queued = publish(uow, topic, event)
+            uow.commit()
+    for delivery in queued:
+        click.echo(f"queued {delivery.idempotency_key} -> {delivery.endpoint_url}")
+    click.echo(f"{topic.value}: {len(queued)} deliveries queued")
+
+
+def _event(topic: Any, o: dict[str, Any], now: Any) -> Any:
+    """Build the event of ``topic`` from the options, naming a missing one."""
+    from datetime import timedelta
+
+    from domain.identifiers import EvseId, ProviderId
+    from domain.marketplace.partners import _parse
+    from domain.pubsub import (
+        EvseStatusChanged,
+        LoadRequestPublished,
+        SdrAvailable,
+        Topic,
+        operator_of,
+    )
+
+    def need(name: str) -> Any:
+        if not o.get(name):
+            raise click.UsageError(f"{topic.value} needs --{name.replace('_', '-')}")
+        return o[name]
+
+    if topic is Topic.LOAD_REQUEST_PUBLISHED:
+        period = (now, now + timedelta(hours=1))
+        return LoadRequestPublished(
+            need("request_id"), need("dso"), need("load_areas"), period, now, need("addressees")
+        )
+    evse = _parse(EvseId.parse, need("evse"), "--evse")
+    operator = operator_of(evse)
+    if topic is Topic.EVSE_STATUS_CHANGED:
+        return EvseStatusChanged(evse, operator, need("major"), o.get("minor"))
+    provider = _parse(ProviderId.parse, need("provider"), "--provider")
+    return SdrAvailable(
+        need("sdr"), "accepted", operator, provider, evse, need("contract"), now, now
+    )
 
 
 @main.group()

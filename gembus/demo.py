@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from bus.contracts import WSDL_DIR
+from bus.contracts import contract_for_interface
 from domain.marketplace import catalogue, contracts
 from domain.marketplace import partners as uc
 from domain.marketplace.model import (
@@ -99,7 +99,7 @@ class OwnContractInspector:
     conformance test), so registering them needs no fetch, only a known family."""
 
     def known(self, interface: InterfaceRef) -> bool:
-        return interface.version == 1 and (WSDL_DIR / f"{interface.family}.wsdl").is_file()
+        return contract_for_interface(interface.family, interface.version) is not None
 
     def differences(self, endpoint_url: str, interface: InterfaceRef) -> list[str]:
         return []

@@ -58,6 +58,16 @@ class Settings:
     gateway_validate_responses: str = "sample:0.05"
     #: Validate every inbound Body against the canonical XSD.
     validate_requests: bool = True
+    #: Attempts at delivering one outbox row before it becomes a dead letter.
+    outbox_max_attempts: int = 8
+    #: First retry delay of an outbox delivery, seconds; it doubles per attempt (with jitter).
+    outbox_backoff_base_s: float = 30.0
+    #: Longest retry delay of an outbox delivery, seconds.
+    outbox_backoff_cap_s: float = 3600.0
+    #: Seconds the delivery worker waits for a subscriber's Notify answer.
+    outbox_timeout_s: float = 10.0
+    #: Seconds an idle delivery worker waits before it looks for due rows again.
+    outbox_poll_s: float = 1.0
     #: Log level (DEBUG, INFO, WARNING, ERROR).
     log_level: str = "INFO"
     #: Log format: "json" for machines, "console" for people.

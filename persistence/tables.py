@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -214,3 +226,56 @@ class GatewayCallRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     bytes_in: Mapped[int] = mapped_column(Integer)
     bytes_out: Mapped[int] = mapped_column(Integer)
+
+
+class SubscriptionRow(Base):
+    """A partner's subscription to a topic; ``identity`` makes Subscribe idempotent."""
+
+    __tablename__ = "subscription"
+    __table_args__ = (
+        UniqueConstraint("partner_id", "identity", name="uq_subscription_partner_identity"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(64), unique=True)
+    partner_id: Mapped[str] = mapped_column(String(64), index=True)
+    topic: Mapped[str] = mapped_column(String(32), index=True)
+    endpoint_url: Mapped[str] = mapped_column(String(2000))
+    filter_json: Mapped[str | None] = mapped_column(Text)
+    #: sha256 of (topic, endpoint URL, canonical filter).
+    identity: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+#: 64-bit ids on PostgreSQL; SQLite needs INTEGER PRIMARY KEY for its rowid alias.
+OutboxId = BigInteger().with_variant(Integer(), "sqlite")
+_PENDING = text("status = 'pending'")
+
+
+class OutboxRow(Base):
+    """The transactional outbox: one Notify delivery per event and subscription.
+
+    Dead letters stay here with ``status = 'dead'`` (see persistence/outbox.py for why); the
+    partial index keeps the relay's claim query on pending rows only.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_pending", "id", postgresql_where=_PENDING, sqlite_where=_PENDING),
+        Index("ix_outbox_status_delivered_at", "status", "delivered_at"),
+    )
+
+    id: Mapped[int] = mapped_column(OutboxId, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    subscription_id: Mapped[str] = mapped_column(String(64), index=True)
+    endpoint_url: Mapped[str] = mapped_column(String(2000))
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from gembus.errors import ConflictError, UnavailableError
 from persistence.marketplace import SqlMarketplaceRepository
+from persistence.outbox import SqlOutboxRepository
 from persistence.repositories import SqlPartnerRepository
 
 
@@ -18,6 +19,7 @@ class SqlUnitOfWork:
 
     partners: SqlPartnerRepository
     marketplace: SqlMarketplaceRepository
+    outbox: SqlOutboxRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -26,6 +28,7 @@ class SqlUnitOfWork:
         self.session = self.session_factory()
         self.partners = SqlPartnerRepository(self.session)
         self.marketplace = SqlMarketplaceRepository(self.session)
+        self.outbox = SqlOutboxRepository(self.session)
         return self
 
     def __exit__(

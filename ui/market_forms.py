@@ -67,15 +67,12 @@ class InterfaceChoice:
 
 @cache
 def interface_choices() -> tuple[InterfaceChoice, ...]:
-    """The families gembus holds a canonical contract for; the version is the namespace's
-    trailing ``vN`` (urn:gembus:<family>:v1), the same version the inspector checks."""
-    choices = []
-    for family, contract in sorted(all_contracts().items()):
-        found = re.search(r":v(\d+)$", contract.target_namespace)
-        choices.append(
-            InterfaceChoice(family, int(found.group(1)) if found else 1, contract.target_namespace)
-        )
-    return tuple(choices)
+    """The (family, version) pairs gembus holds a canonical contract for, as the marketplace and
+    the inspector name them: wsdl/reservation_v2.wsdl is family reservation, version 2."""
+    return tuple(
+        InterfaceChoice(contract.family_name, contract.version, contract.target_namespace)
+        for _, contract in sorted(all_contracts().items())
+    )
 
 
 #: Domain field paths of the marketplace use cases -> the form inputs that caused them.

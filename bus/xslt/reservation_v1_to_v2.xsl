@@ -31,7 +31,9 @@
     exclude-result-prefixes="v1 date">
 
   <xsl:output method="xml" encoding="UTF-8"/>
-  <xsl:strip-space elements="*"/>
+  <!-- Whitespace-only text (indentation) is dropped. Not with xsl:strip-space: libxslt strips
+       the input tree in place, and the input is a subtree of the request lxml must free. -->
+  <xsl:template match="text()[not(normalize-space())]"/>
 
   <!-- Default: a v1 element becomes the v2 element of the same local name. -->
   <xsl:template match="v1:*">
@@ -61,7 +63,7 @@
     <xsl:if test="not($minutes &gt;= 1)">
       <xsl:message terminate="yes">Client.InvalidReservationPeriod|requestedExpiry|requestedExpiry must be at least one minute after requestedStart (or now)</xsl:message>
     </xsl:if>
-    <r:ReserveEvse>
+    <r:ReserveEvse xmlns:cmn="urn:gembus:common:v1">
       <xsl:apply-templates select="v1:providerId"/>
       <r:customer>
         <xsl:apply-templates select="v1:contractId | v1:token"/>

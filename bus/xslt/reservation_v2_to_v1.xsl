@@ -28,7 +28,9 @@
     exclude-result-prefixes="v2 date">
 
   <xsl:output method="xml" encoding="UTF-8"/>
-  <xsl:strip-space elements="*"/>
+  <!-- Whitespace-only text (indentation) is dropped. Not with xsl:strip-space: libxslt strips
+       the input tree in place, and the input is a subtree of the request lxml must free. -->
+  <xsl:template match="text()[not(normalize-space())]"/>
 
   <!-- Default: a v2 element becomes the v1 element of the same local name. -->
   <xsl:template match="v2:*">
@@ -53,7 +55,7 @@
         <xsl:otherwise><xsl:value-of select="date:date-time()"/></xsl:otherwise>
       </xsl:choose>
     </xsl:variable>
-    <r:ReserveEvse>
+    <r:ReserveEvse xmlns:cmn="urn:gembus:common:v1">
       <xsl:apply-templates select="v2:providerId | v2:customer/v2:contractId | v2:customer/v2:token"/>
       <xsl:apply-templates select="v2:evseId | v2:partnerReservationId | v2:requestedStart"/>
       <r:requestedExpiry>

@@ -28,6 +28,7 @@ from endpoints.marketplace.messages import (
     ProviderIdListType,
     RoleListType,
 )
+from endpoints.marketplace.subscriptions import MarketplaceSubscriptions
 from endpoints.spyne_driver import SpyneEndpoint
 from gembus.context import RequestContext
 
@@ -192,7 +193,13 @@ class MarketplacePartners(ServiceBase):
 
 def endpoint() -> SpyneEndpoint:
     return SpyneEndpoint(
-        [MarketplacePartners, MarketplaceCatalogue, MarketplaceContracts, MarketplaceBilling],
+        [
+            MarketplacePartners,
+            MarketplaceCatalogue,
+            MarketplaceContracts,
+            MarketplaceBilling,
+            MarketplaceSubscriptions,
+        ],
         MARKETPLACE_NS,
         "Marketplace",
     )

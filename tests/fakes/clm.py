@@ -24,7 +24,11 @@ In-process: ``app = make_clm_app("DE*ICE")`` is a WSGI app; ``serve(app)`` runs 
 background thread. As a real process (kill it to simulate "provider down")::
 
     python -m tests.fakes.clm --operator 'DE*ICE' --port 18001 [--delay 2] [--log /tmp/x]
-        [--refuse 'DE*ICE*E1*1' ...] [--host 127.0.0.1]
+        [--refuse 'DE*ICE*E1*1' ...] [--host 127.0.0.1] [--contract reservation_v2]
+
+``contract="reservation_v2"`` (``--contract reservation_v2``) makes the fake a CLM that
+implements version 2 of the family instead (``urn:gembus:reservation:v2``, the service in
+:mod:`tests.fakes.clm_v2`), with the same state, behaviour and recording.
 
 ``--port 0`` picks a free port; the first stdout line is ``fake-clm listening on <base URL>``.
 :func:`start_clm_process` does all of this and returns a handle with ``stop()``/``kill()``.
@@ -367,8 +371,11 @@ class ClmApp:
         delay_s: float = 0.0,
         refuse: Iterable[str] | None = None,
         log_path: str | os.PathLike[str] | None = None,
+        contract: str = "reservation",
     ) -> None:
         self.operator_id = operator_id
+        self.contract = contract
+        service, self.namespace = _service_for(contract)
         self.delay_s = delay_s
         self.state = ClmState(operator_id, frozenset(_evse_key(e) for e in refuse or ()))
         log = log_path if log_path is not None else os.environ.get(LOG_ENV_VAR) or None
@@ -376,8 +383,8 @@ class ClmApp:
         self.received: list[ReceivedRequest] = []
         self._record_lock = threading.Lock()
         spyne_app = _ClmApplication(
-            [ClmReservationService],
-            tns=RESERVATION_NS,
+            [service],
+            tns=self.namespace,
             name="Reservation",
             in_protocol=Soap11(validator=None),
             out_protocol=_Soap11(),
@@ -410,7 +417,7 @@ class ClmApp:
 
             host = environ.get("HTTP_HOST", "127.0.0.1")
             start_response("200 OK", xml)
-            return [served_wsdl(all_contracts()["reservation"], f"http://{host}{path}")]
+            return [served_wsdl(all_contracts()[self.contract], f"http://{host}{path}")]
         if path.startswith("/xsd/"):
             from bus.contracts import XSD_DIR
 
@@ -421,7 +428,7 @@ class ClmApp:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]
         start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-        return [f"fake CLM of {self.operator_id} ({RESERVATION_NS}, SOAP 1.1)\n".encode()]
+        return [f"fake CLM of {self.operator_id} ({self.namespace}, SOAP 1.1)\n".encode()]
 
     def _record(self, environ: dict[str, Any], body: bytes) -> None:
         action = environ.get("HTTP_SOAPACTION")
@@ -455,20 +462,33 @@ def _operation_of(body: bytes) -> str | None:
     return etree.QName(child).localname if child is not None else None
 
 
+def _service_for(contract: str) -> tuple[type[ServiceBase], str]:
+    """The spyne service and namespace of the reservation version the fake implements."""
+    if contract == "reservation":
+        return ClmReservationService, RESERVATION_NS
+    if contract == "reservation_v2":
+        from tests.fakes.clm_v2 import RESERVATION_V2_NS, ClmReservationServiceV2
+
+        return ClmReservationServiceV2, RESERVATION_V2_NS
+    raise ValueError(f"the fake CLM implements reservation or reservation_v2, not {contract!r}")
+
+
 def make_clm_app(
     operator_id: str,
     *,
     delay_s: float = 0.0,
     refuse: set[str] | None = None,
     log_path: str | os.PathLike[str] | None = None,
+    contract: str = "reservation",
 ) -> ClmApp:
     """A fake CLM of ``operator_id`` (``DE*ICE``) as a WSGI app.
 
     ``refuse``: EVSE IDs answered with ``Client.EvseNotReservable`` (any notation of the same
     EVSE matches). ``delay_s``: seconds to sleep before answering each POST. ``log_path``
     (default: env var ``GEMBUS_FAKE_CLM_LOG``): file to append each received request to.
+    ``contract``: ``reservation`` (v1) or ``reservation_v2``.
     """
-    return ClmApp(operator_id, delay_s=delay_s, refuse=refuse, log_path=log_path)
+    return ClmApp(operator_id, delay_s=delay_s, refuse=refuse, log_path=log_path, contract=contract)
 
 
 # ---------------------------------------------------------------------------------- serving
@@ -587,10 +607,12 @@ def start_clm_process(
     refuse: Iterable[str] = (),
     log_path: str | os.PathLike[str] | None = None,
     startup_timeout: float = 15.0,
+    contract: str = "reservation",
 ) -> ClmProcess:
     """Run ``python -m tests.fakes.clm`` and return once it listens (port 0: a free port)."""
     command = [sys.executable, "-m", "tests.fakes.clm", "--operator", operator_id]
     command += ["--host", host, "--port", str(port), "--delay", str(delay_s)]
+    command += ["--contract", contract]
     for evse_id in refuse:
         command += ["--refuse", evse_id]
     if log_path is not None:
@@ -627,9 +649,19 @@ def main(argv: list[str] | None = None) -> None:
         "--refuse", action="append", default=[], metavar="EVSE_ID", help="refuse this EVSE"
     )
     parser.add_argument("--log", default=None, help=f"append requests here (or ${LOG_ENV_VAR})")
+    parser.add_argument(
+        "--contract",
+        choices=("reservation", "reservation_v2"),
+        default="reservation",
+        help="the version of the reservation family to implement",
+    )
     args = parser.parse_args(argv)
     app = make_clm_app(
-        args.operator, delay_s=args.delay, refuse=set(args.refuse), log_path=args.log
+        args.operator,
+        delay_s=args.delay,
+        refuse=set(args.refuse),
+        log_path=args.log,
+        contract=args.contract,
     )
     server = _make_server(app, args.host, args.port)
     print(f"fake-clm listening on {_base_url(server)}", flush=True)

@@ -37,6 +37,8 @@ EXPECTED_FAMILIES = {
     "evse_status",
     "evse_status_push",
     "reservation",
+    # a v2 is a new file and a new namespace: family "reservation", version 2
+    "reservation_v2",
     "authorization",
     "customer_contracts",
     "sdr",
@@ -84,7 +86,10 @@ def test_ws_i_basic_profile_rules(wsdl: Path) -> None:
     root = etree.parse(str(wsdl), PARSER).getroot()
     tns = root.get("targetNamespace", "")
     assert re.fullmatch(r"urn:gembus:[a-z][a-z-]*:v[0-9]+", tns), tns
-    assert tns == f"urn:gembus:{wsdl.stem.replace('_', '-')}:v1"
+    # wsdl/<family>.wsdl is version 1; version N > 1 is wsdl/<family>_v<N>.wsdl
+    named = re.fullmatch(r"(?P<family>[a-z][a-z0-9_]*?)(?:_v(?P<n>[2-9]|[1-9][0-9]+))?", wsdl.stem)
+    assert named is not None, wsdl.stem
+    assert tns == f"urn:gembus:{named['family'].replace('_', '-')}:v{named['n'] or 1}"
     assert not root.findall(f"{{{W}}}import"), "WSDL imports are not used; XSDs come via xs:import"
     messages = {m.get("name"): m for m in root.iterfind(f"{{{W}}}message")}
     for message in messages.values():

@@ -27,6 +27,11 @@ def test_every_command_has_help_and_is_documented() -> None:
         ("partner", "add"),
         ("partner", "list"),
         ("partner", "set-password"),
+        ("worker",),
+        ("outbox", "list"),
+        ("outbox", "retry"),
+        ("outbox", "purge"),
+        ("events", "publish"),
     ]
     for command in commands:
         result = runner.invoke(main, [*command, "--help"])

@@ -1,0 +1,153 @@
+"""The fake CLM's reservation service in version 2 (``urn:gembus:reservation:v2``).
+
+Same behaviour and state as the v1 service in :mod:`tests.fakes.clm` (reservation IDs
+``f"{operator key}-R{n}"``, idempotent repeats by partnerReservationId, the same faults),
+spoken in the v2 contract (``wsdl/reservation_v2.wsdl``): the customer's contractId and token
+arrive in one ``customer`` element, the length as ``durationMinutes``, and the answer grants
+``grantedMinutes`` (the requested length; capped to ``MAX_MINUTES``) from ``start``.
+
+Use it through the v1 module: ``make_clm_app("IT*VTW", contract="reservation_v2")`` or
+``python -m tests.fakes.clm --operator 'IT*VTW' --contract reservation_v2``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from spyne import ComplexModel, DateTime, Integer, ServiceBase, Unicode, rpc
+
+from tests.fakes.clm import (
+    ClmState,
+    Reservation,
+    TokenType,
+    _evse_key,
+    _now,
+    _provider_key,
+    gembus_fault,
+)
+
+RESERVATION_V2_NS = "urn:gembus:reservation:v2"
+#: The longest reservation this CLM grants (the EVSEs' maxReservationMinutes).
+MAX_MINUTES = 120
+
+_Required = Unicode(min_occurs=1, nillable=False)
+_Optional = Unicode(min_occurs=0, nillable=False)
+_RequiredTime = DateTime(min_occurs=1, nillable=False)
+_Minutes = Integer(min_occurs=1, nillable=False)
+
+
+class CustomerType(ComplexModel):
+    """xsd/reservation_v2.xsd CustomerType: contractId and the optional token, in v2's namespace
+    (the token's children are in the common namespace, as TokenType says)."""
+
+    __namespace__ = RESERVATION_V2_NS
+    _type_info = [
+        ("contractId", Unicode(min_occurs=1, nillable=False)),
+        ("token", TokenType),
+    ]
+
+
+class ClmReservationServiceV2(ServiceBase):
+    """urn:gembus:reservation:v2 as implemented by the EVSE operator's CLM."""
+
+    @rpc(
+        _Required,
+        CustomerType.customize(min_occurs=1, nillable=False),
+        _Required,
+        _Optional,
+        DateTime(nillable=False),
+        _Minutes,
+        _returns=(_Required, _Required, _Optional, _RequiredTime, _Minutes),
+        _out_variable_names=(
+            "reservationId",
+            "evseId",
+            "partnerReservationId",
+            "start",
+            "grantedMinutes",
+        ),
+    )
+    def ReserveEvse(
+        ctx: Any,
+        providerId: str,
+        customer: CustomerType,
+        evseId: str,
+        partnerReservationId: str | None,
+        requestedStart: datetime | None,
+        durationMinutes: int,
+    ) -> tuple[str, str, str | None, datetime, int]:
+        state: ClmState = ctx.app.clm_state
+        evse = state.own_evse(evseId)
+        if evse.key in state.refuse:
+            raise gembus_fault(
+                "Client.EvseNotReservable", f"EVSE {evseId} cannot be reserved", "evseId"
+            )
+        provider_key = _provider_key(providerId)
+        start = requestedStart or _now()
+        granted = min(int(durationMinutes), MAX_MINUTES)
+        with state.lock:
+            ref = (provider_key, partnerReservationId) if partnerReservationId else None
+            existing = state.by_partner_ref.get(ref) if ref else None
+            if existing is not None:
+                same = (existing.evse_id, existing.contract_id) == (evseId, customer.contractId)
+                if not same:
+                    raise gembus_fault(
+                        "Client.DuplicateReservation",
+                        f"partnerReservationId {partnerReservationId} was used for another "
+                        "reservation",
+                        "partnerReservationId",
+                    )
+                reservation = existing
+            else:
+                state.counter += 1
+                reservation = Reservation(
+                    reservation_id=f"{state.operator_key}-R{state.counter}",
+                    evse_id=evseId,
+                    provider_key=provider_key,
+                    contract_id=customer.contractId,
+                    partner_reservation_id=partnerReservationId,
+                    start=start,
+                    expiry=start + timedelta(minutes=granted),
+                )
+                state.reservations[reservation.reservation_id] = reservation
+                if ref:
+                    state.by_partner_ref[ref] = reservation
+        minutes = int((reservation.expiry - reservation.start).total_seconds() // 60)
+        return (
+            reservation.reservation_id,
+            reservation.evse_id,
+            reservation.partner_reservation_id,
+            reservation.start,
+            minutes,
+        )
+
+    @rpc(
+        _Required,
+        _Required,
+        _Required,
+        _Optional,
+        _returns=(_Required, _Required, _RequiredTime),
+        _out_variable_names=("reservationId", "evseId", "cancelledAt"),
+    )
+    def CancelReservation(
+        ctx: Any, providerId: str, evseId: str, reservationId: str, reason: str | None
+    ) -> tuple[str, str, datetime]:
+        state: ClmState = ctx.app.clm_state
+        evse = state.own_evse(evseId)
+        provider_key = _provider_key(providerId)
+        with state.lock:
+            reservation = state.reservations.get(reservationId)
+            if (
+                reservation is None
+                or _evse_key(reservation.evse_id) != evse.key
+                or reservation.provider_key != provider_key
+            ):
+                raise gembus_fault(
+                    "Client.UnknownReservation",
+                    f"no reservation {reservationId} of {providerId} on EVSE {evseId}",
+                    "reservationId",
+                )
+            if reservation.cancelled_at is None:
+                reservation.cancelled_at = _now()
+            cancelled_at = reservation.cancelled_at
+        return reservation.reservation_id, evseId, cancelled_at
