@@ -10,6 +10,8 @@
    parse-and-serialise WSGI app on the same gunicorn (target for SRV 1967: >= 0.5x).
 5. the gateway: a routed 1 KB call vs calling the same lxml provider directly (targets: added
    median latency <= 1.5 ms; forwarded throughput >= 0.5x the direct throughput).
+6. the outbox: 2 gembus worker processes draining 5,000 deliveries to a fast local receiver, vs
+   the receiver called directly (target >= 2,000 deliveries/s).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import gateway_bench, guard_bench, http_bench, validation_bench
+from bench import gateway_bench, guard_bench, http_bench, outbox_bench, validation_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -49,6 +51,7 @@ def main() -> int:
     if not args.skip_http:
         report["http"] = http_bench.run(args.seconds, args.clients)
         report["gateway"] = gateway_bench.run(args.seconds, args.clients)
+        report["outbox"] = outbox_bench.run()
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
     out.write_text(json.dumps(report, indent=2))
