@@ -256,25 +256,31 @@ class ClmReservationService(ServiceBase):
     def CancelReservation(
         ctx: Any, providerId: str, evseId: str, reservationId: str, reason: str | None
     ) -> tuple[str, str, datetime]:
-        state: ClmState = ctx.app.clm_state
-        evse = state.own_evse(evseId)
-        provider_key = _provider_key(providerId)
-        with state.lock:
-            reservation = state.reservations.get(reservationId)
-            if (
-                reservation is None
-                or _evse_key(reservation.evse_id) != evse.key
-                or reservation.provider_key != provider_key
-            ):
-                raise gembus_fault(
-                    "Client.UnknownReservation",
-                    f"no reservation {reservationId} of {providerId} on EVSE {evseId}",
-                    "reservationId",
-                )
-            if reservation.cancelled_at is None:
-                reservation.cancelled_at = _now()
-            cancelled_at = reservation.cancelled_at
-        return reservation.reservation_id, evseId, cancelled_at
+        return cancel(ctx.app.clm_state, providerId, evseId, reservationId)
+
+
+def cancel(
+    state: ClmState, provider_id: str, evse_id: str, reservation_id: str
+) -> tuple[str, str, datetime]:
+    """CancelReservation's effect, the same in both contract versions: idempotent per ID."""
+    evse = state.own_evse(evse_id)
+    provider_key = _provider_key(provider_id)
+    with state.lock:
+        reservation = state.reservations.get(reservation_id)
+        if (
+            reservation is None
+            or _evse_key(reservation.evse_id) != evse.key
+            or reservation.provider_key != provider_key
+        ):
+            raise gembus_fault(
+                "Client.UnknownReservation",
+                f"no reservation {reservation_id} of {provider_id} on EVSE {evse_id}",
+                "reservationId",
+            )
+        if reservation.cancelled_at is None:
+            reservation.cancelled_at = _now()
+        cancelled_at = reservation.cancelled_at
+    return reservation.reservation_id, evse_id, cancelled_at
 
 
 class _ClmApplication(Application):  # type: ignore[misc]

@@ -21,9 +21,9 @@ from tests.fakes.clm import (
     ClmState,
     Reservation,
     TokenType,
-    _evse_key,
     _now,
     _provider_key,
+    cancel,
     gembus_fault,
 )
 
@@ -132,22 +132,4 @@ class ClmReservationServiceV2(ServiceBase):
     def CancelReservation(
         ctx: Any, providerId: str, evseId: str, reservationId: str, reason: str | None
     ) -> tuple[str, str, datetime]:
-        state: ClmState = ctx.app.clm_state
-        evse = state.own_evse(evseId)
-        provider_key = _provider_key(providerId)
-        with state.lock:
-            reservation = state.reservations.get(reservationId)
-            if (
-                reservation is None
-                or _evse_key(reservation.evse_id) != evse.key
-                or reservation.provider_key != provider_key
-            ):
-                raise gembus_fault(
-                    "Client.UnknownReservation",
-                    f"no reservation {reservationId} of {providerId} on EVSE {evseId}",
-                    "reservationId",
-                )
-            if reservation.cancelled_at is None:
-                reservation.cancelled_at = _now()
-            cancelled_at = reservation.cancelled_at
-        return reservation.reservation_id, evseId, cancelled_at
+        return cancel(ctx.app.clm_state, providerId, evseId, reservationId)
