@@ -54,6 +54,9 @@ ROUTES = (
         "/admin/partners/<partner_id>/deactivate", "deactivate_partner", admin.deactivate, ("POST",)
     ),
     Route("/admin/services", "admin_services", admin.services),
+    Route("/admin/outbox", "admin_outbox", admin.outbox),
+    Route("/admin/outbox/<int:entry_id>/retry", "retry_outbox", admin.retry_outbox, ("POST",)),
+    Route("/admin/outbox/retry-dead", "retry_dead_outbox", admin.retry_dead, ("POST",)),
     # the marketplace: buying
     Route("/catalogue", "catalogue", catalogue.catalogue),
     Route("/services/<service_id>", "service", catalogue.service),
@@ -118,6 +121,7 @@ NAVIGATION = (
     NavItem("ui.billing", "Billing"),
     NavItem("ui.admin_partners", "Partners", Role.MARKETPLACE_OPERATOR),
     NavItem("ui.admin_services", "All services", Role.MARKETPLACE_OPERATOR),
+    NavItem("ui.admin_outbox", "Outbox", Role.MARKETPLACE_OPERATOR),
     # the account is the partner ID at the header's right (ui/templates/base.html)
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -13,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from domain.marketplace import partners as uc
 from domain.marketplace.model import LifecycleState
 from domain.partners import Partner, PartnerStatus, Role
+from domain.pubsub import DeliveryStatus
 from gembus.errors import ClientError, InvalidPagingError
 from persistence.unit_of_work import SqlUnitOfWork
 from ui import auth
@@ -131,3 +133,69 @@ def services(uow: SqlUnitOfWork, me: Partner) -> ResponseReturnValue:
         filters=filters,
         states=list(LifecycleState),
     )
+
+
+OUTBOX_PAGE_SIZE = 25
+REDRIVEN_ONE = "Outbox row {entry_id} is pending again; the worker delivers it with a fresh budget."
+REDRIVEN_ALL = "{count} dead {rows} pending again; the worker delivers them with a fresh budget."
+NOT_REDRIVEN = "Outbox row {entry_id} is neither dead nor pending: nothing to retry."
+
+
+@auth.signed_in
+@auth.operator_only
+def outbox(uow: SqlUnitOfWork, me: Partner) -> ResponseReturnValue:
+    """The publish/subscribe outbox, newest first, filtered by status (dead = dead letters).
+
+    The same query as ``gembus outbox list``; each row names its subscriber partner through
+    its subscription (gone once the partner unsubscribed: then the subscription ID is shown).
+    """
+    status = _status(request.args.get("status"))
+    filters = {"status": status.value} if status else {}
+    number = request.args.get("page", "1")
+    page = int(number) if number.isdecimal() and int(number) >= 1 else 1
+    paged = uc.Page(page, OUTBOX_PAGE_SIZE)
+    found, total = uow.outbox.entries(status, (paged.offset, paged.size))
+    subscribers: dict[str, str | None] = {}
+    for subscription_id in {e.subscription_id for e in found}:
+        subscription = uow.outbox.get_subscription(subscription_id)
+        subscribers[subscription_id] = subscription.partner_id if subscription else None
+    return render_template(
+        "admin/outbox.html",
+        entries=found,
+        subscribers=subscribers,
+        total=total,
+        page=page,
+        pages=max(1, math.ceil(total / OUTBOX_PAGE_SIZE)),
+        filters=filters,
+        statuses=list(DeliveryStatus),
+    )
+
+
+def _status(raw: str | None) -> DeliveryStatus | None:
+    return DeliveryStatus(raw) if raw in {s.value for s in DeliveryStatus} else None
+
+
+@auth.signed_in
+@auth.operator_only
+def retry_outbox(uow: SqlUnitOfWork, me: Partner, entry_id: int) -> ResponseReturnValue:
+    """Re-drive one row (as ``gembus outbox retry ID``): pending now, attempts back to 0."""
+    count = uow.outbox.redrive(entry_id, datetime.now(UTC))
+    uow.commit()
+    if count:
+        log.info("ui.outbox_redrive", entry_id=entry_id, by=me.partner_id)
+        flash(REDRIVEN_ONE.format(entry_id=entry_id), "success")
+    else:
+        flash(NOT_REDRIVEN.format(entry_id=entry_id), "error")
+    return redirect(auth.safe_next(request.form.get("back")) or url_for("ui.admin_outbox"))
+
+
+@auth.signed_in
+@auth.operator_only
+def retry_dead(uow: SqlUnitOfWork, me: Partner) -> ResponseReturnValue:
+    """Re-drive every dead letter (as ``gembus outbox retry --all-dead``)."""
+    count = uow.outbox.redrive(None, datetime.now(UTC))
+    uow.commit()
+    log.info("ui.outbox_redrive_dead", count=count, by=me.partner_id)
+    rows = "row is" if count == 1 else "rows are"
+    flash(REDRIVEN_ALL.format(count=count, rows=rows), "success" if count else "info")
+    return redirect(auth.safe_next(request.form.get("back")) or url_for("ui.admin_outbox"))

@@ -106,6 +106,7 @@ def test_admin_signs_in_and_sees_the_dashboard(page: Page, screenshot: Screensho
             "Billing",
             "Partners",
             "All services",
+            "Outbox",
         ]
     )
     screenshot(page, "dashboard-operator")
