@@ -6,7 +6,7 @@ nothing it answered), on the hot-path connection of persistence/fastpath.py.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -74,7 +74,7 @@ class TransactionLog:
         self._usage = PreparedStatement(engine, "gembus_log_usage", "SELECT 1", _PORTABLE_USAGE, ())
 
     def record(self, call: GatewayCall) -> None:
-        values = asdict(call)
+        values = dict(call.__dict__)  # dataclasses.asdict deep-copies: a third of this call
         self._both.execute(values)
         if not self._both.on_postgres and call.contract_id is not None:
             self._usage.execute(values)
