@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import urllib3
 from lxml import etree
@@ -48,12 +48,14 @@ from bus.transform import (
     parse_envelope,
     rewrap,
 )
-from domain.identifiers import ContractId, EvseId, InvalidIdentifier
+from domain.identifiers import ContractId, EvseId
 from domain.marketplace.model import Quota
+from domain.marketplace.partners import parse_identifier
+from domain.marketplace.usage import over_quota
 from domain.marketplace.validation import ContractValidator
 from domain.ports import UnitOfWork
 from gembus.context import RequestContext
-from gembus.errors import ClientError, InvalidIdentifierError, ServerError
+from gembus.errors import ClientError, ServerError
 
 GATEWAY_NS = "urn:gembus:gateway:v1"
 TARGET_PARTNER = f"{{{GATEWAY_NS}}}targetPartner"
@@ -233,20 +235,12 @@ class Gateway:
         table = self.router.table
         evse = _first(_EVSE_ID(body))
         if evse:
-            try:
-                return table.for_operator(family, EvseId.parse(evse).operator_key, version)
-            except InvalidIdentifier as exc:
-                raise InvalidIdentifierError(f"{evse!r}: {exc.reason}", field="evseId") from exc
+            operator_key = parse_identifier(EvseId.parse, evse, "evseId").operator_key
+            return table.for_operator(family, operator_key, version)
         contract = _first(_CONTRACT_ID(body))
         if contract:
-            try:
-                return table.for_provider_key(
-                    family, ContractId.parse(contract).provider_key, version
-                )
-            except InvalidIdentifier as exc:
-                raise InvalidIdentifierError(
-                    f"{contract!r}: {exc.reason}", field="contractId"
-                ) from exc
+            provider_key = parse_identifier(ContractId.parse, contract, "contractId").provider_key
+            return table.for_provider_key(family, provider_key, version)
         routes = table._family(family)
         if len(routes) == 1:
             return routes[0]
@@ -274,28 +268,9 @@ class Gateway:
         return msg
 
     def _over_quota(self, contract_id: str, quota: Quota | None) -> bool:
-        if quota is None or (quota.per_day is None and quota.per_month is None):
-            return False
-        now = datetime.now(UTC)
-        day = datetime.combine(now.date(), datetime.min.time(), UTC)
-        month = day.replace(day=1)
         with self.uow() as uow:
-            today = (
-                uow.marketplace.count_calls(contract_id, day, day + timedelta(days=1))
-                if quota.per_day
-                else 0
-            )
-            this_month = (
-                uow.marketplace.count_calls(
-                    contract_id, month, (month + timedelta(days=32)).replace(day=1)
-                )
-                if quota.per_month
-                else 0
-            )
-        over = (quota.per_day is not None and today >= quota.per_day) or (
-            quota.per_month is not None and this_month >= quota.per_month
-        )
-        if over and quota.overrun_price is None:
+            over = over_quota(uow, contract_id, quota, datetime.now(UTC))
+        if over and quota is not None and quota.overrun_price is None:
             raise QuotaExceededError(
                 f"the contract allows {quota.per_day or quota.per_month} calls per "
                 f"{'day' if quota.per_day else 'month'}; no overrun is offered"

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from domain.marketplace.model import ServiceContract
+from domain.marketplace.usage import over_quota
 from domain.marketplace.validation import ContractValidator
 from domain.ports import UnitOfWork
 
@@ -44,29 +44,9 @@ class UsageMeter:
             return None
         contract = answer.contracts[0][0]
         with self.uow() as uow:
-            over = self._over_quota(uow, contract, at)
+            over = over_quota(uow, contract.contract_id, contract.terms.quota, at)
             uow.marketplace.record_call(
                 contract.contract_id, at, operation, fault_code, latency_ms, over
             )
             uow.commit()
         return contract.contract_id
-
-    @staticmethod
-    def _over_quota(uow: UnitOfWork, contract: ServiceContract, at: datetime) -> bool:
-        quota = contract.terms.quota
-        if quota is None:
-            return False
-        day = datetime.combine(at.date(), datetime.min.time(), UTC)
-        if (
-            quota.per_day is not None
-            and uow.marketplace.count_calls(contract.contract_id, day, day + timedelta(days=1))
-            >= quota.per_day
-        ):
-            return True
-        month = day.replace(day=1)
-        next_month = (month + timedelta(days=32)).replace(day=1)
-        return (
-            quota.per_month is not None
-            and uow.marketplace.count_calls(contract.contract_id, month, next_month)
-            >= quota.per_month
-        )

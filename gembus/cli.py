@@ -260,7 +260,7 @@ def _event(topic: Any, o: dict[str, Any], now: Any) -> Any:
     from datetime import timedelta
 
     from domain.identifiers import EvseId, ProviderId
-    from domain.marketplace.partners import _parse
+    from domain.marketplace.partners import parse_identifier
     from domain.pubsub import (
         EvseStatusChanged,
         LoadRequestPublished,
@@ -279,11 +279,11 @@ def _event(topic: Any, o: dict[str, Any], now: Any) -> Any:
         return LoadRequestPublished(
             need("request_id"), need("dso"), need("load_areas"), period, now, need("addressees")
         )
-    evse = _parse(EvseId.parse, need("evse"), "--evse")
+    evse = parse_identifier(EvseId.parse, need("evse"), "--evse")
     operator = operator_of(evse)
     if topic is Topic.EVSE_STATUS_CHANGED:
         return EvseStatusChanged(evse, operator, need("major"), o.get("minor"))
-    provider = _parse(ProviderId.parse, need("provider"), "--provider")
+    provider = parse_identifier(ProviderId.parse, need("provider"), "--provider")
     return SdrAvailable(
         need("sdr"), "accepted", operator, provider, evse, need("contract"), now, now
     )

@@ -6,10 +6,11 @@ Every change bumps the marketplace change counter so SRV 1967's caches drop stal
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from domain.identifiers import InvalidIdentifier, OperatorId, ProviderId
+from domain.identifiers import OperatorId, ProviderId
 from domain.marketplace.catalogue import CACHE_COUNTER, load_offering, load_service, new_id
 from domain.marketplace.model import (
     AgreementStatus,
@@ -19,12 +20,11 @@ from domain.marketplace.model import (
     ServiceContract,
     Validity,
 )
-from domain.marketplace.partners import Page
+from domain.marketplace.partners import Page, parse_identifier
 from domain.partners import Partner, Role
 from domain.ports import UnitOfWork
 from gembus.errors import (
     ClientError,
-    InvalidIdentifierError,
     InvalidPeriodError,
     InvalidStateError,
     NotAuthorizedError,
@@ -154,15 +154,10 @@ def list_my_contracts(
 
 
 def _parse_party_ids(operator_id: str, provider_id: str) -> tuple[OperatorId, ProviderId]:
-    try:
-        operator = OperatorId.parse(operator_id)
-    except InvalidIdentifier as exc:
-        raise InvalidIdentifierError(f"{operator_id!r}: {exc.reason}", field="operatorId") from exc
-    try:
-        provider = ProviderId.parse(provider_id)
-    except InvalidIdentifier as exc:
-        raise InvalidIdentifierError(f"{provider_id!r}: {exc.reason}", field="providerId") from exc
-    return operator, provider
+    return (
+        parse_identifier(OperatorId.parse, operator_id, "operatorId"),
+        parse_identifier(ProviderId.parse, provider_id, "providerId"),
+    )
 
 
 def owners(uow: UnitOfWork, operator: OperatorId, provider: ProviderId) -> tuple[str, str]:
@@ -267,7 +262,5 @@ def list_roaming_agreements(
 def _key(kind: type[OperatorId] | type[ProviderId], text: str | None, field: str) -> str | None:
     if text is None:
         return None
-    try:
-        return kind.parse(text).key
-    except InvalidIdentifier as exc:
-        raise InvalidIdentifierError(f"{text!r}: {exc.reason}", field=field) from exc
+    parse: Callable[[str], OperatorId | ProviderId] = kind.parse
+    return parse_identifier(parse, text, field).key

@@ -71,17 +71,18 @@ def parse_identifiers(
 ) -> tuple[tuple[OperatorId, ...], tuple[ProviderId, ...]]:
     """Parse the wire IDs, naming the offending list position in the fault."""
     operators = tuple(
-        _parse(OperatorId.parse, text, f"data/operatorIds/operatorId[{i}]")
+        parse_identifier(OperatorId.parse, text, f"data/operatorIds/operatorId[{i}]")
         for i, text in enumerate(operator_ids, 1)
     )
     providers = tuple(
-        _parse(ProviderId.parse, text, f"data/providerIds/providerId[{i}]")
+        parse_identifier(ProviderId.parse, text, f"data/providerIds/providerId[{i}]")
         for i, text in enumerate(provider_ids, 1)
     )
     return operators, providers
 
 
-def _parse(parse: Callable[[str], _T], text: str, field: str) -> _T:
+def parse_identifier(parse: Callable[[str], _T], text: str, field: str) -> _T:
+    """Parse a wire ID; a malformed one is Client.InvalidIdentifier naming ``field``."""
     try:
         return parse(text)
     except InvalidIdentifier as exc:

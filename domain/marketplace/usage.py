@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from domain.marketplace.contracts import load_contract
-from domain.marketplace.model import AgreementStatus, ServiceContract, UsageCall
+from domain.marketplace.model import AgreementStatus, Quota, ServiceContract, UsageCall
 from domain.partners import Partner, Role
 from domain.ports import UnitOfWork
 from gembus.errors import InvalidPeriodError, NotAuthorizedError, NotFoundError
@@ -25,6 +25,26 @@ from gembus.errors import InvalidPeriodError, NotAuthorizedError, NotFoundError
 MAX_REPORT_DAYS = 366
 #: ISO 4217 minor units that are not 2 (the rest of the world uses cents).
 _MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3}
+
+
+def over_quota(uow: UnitOfWork, contract_id: str, quota: Quota | None, at: datetime) -> bool:
+    """Whether a call at ``at`` would exceed the contract's daily or monthly quota.
+
+    The one quota rule: the gateway refuses such a call (or bills the overrun price) and the
+    local-call meter flags it.
+    """
+    if quota is None:
+        return False
+    day = datetime.combine(at.astimezone(UTC).date(), datetime.min.time(), UTC)
+    if quota.per_day is not None and (
+        uow.marketplace.count_calls(contract_id, day, day + timedelta(days=1)) >= quota.per_day
+    ):
+        return True
+    month = day.replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return quota.per_month is not None and (
+        uow.marketplace.count_calls(contract_id, month, next_month) >= quota.per_month
+    )
 
 
 @dataclass(frozen=True)

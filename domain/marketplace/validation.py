@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from domain.identifiers import InvalidIdentifier, OperatorId, ProviderId
+from domain.identifiers import OperatorId, ProviderId
 from domain.marketplace.catalogue import CACHE_COUNTER
 from domain.marketplace.model import (
     AgreementStatus,
@@ -28,9 +28,9 @@ from domain.marketplace.model import (
     Service,
     ServiceContract,
 )
+from domain.marketplace.partners import parse_identifier
 from domain.partners import PartnerStatus
 from domain.ports import UnitOfWork
-from gembus.errors import InvalidIdentifierError
 
 
 class Reason(enum.StrEnum):
@@ -232,15 +232,10 @@ class ContractValidator:
 
 
 def _keys(operator_id: str, provider_id: str) -> tuple[str, str]:
-    try:
-        operator_key = OperatorId.parse(operator_id).key
-    except InvalidIdentifier as exc:
-        raise InvalidIdentifierError(f"{operator_id!r}: {exc.reason}", field="operatorId") from exc
-    try:
-        provider_key = ProviderId.parse(provider_id).key
-    except InvalidIdentifier as exc:
-        raise InvalidIdentifierError(f"{provider_id!r}: {exc.reason}", field="providerId") from exc
-    return operator_key, provider_key
+    return (
+        parse_identifier(OperatorId.parse, operator_id, "operatorId").key,
+        parse_identifier(ProviderId.parse, provider_id, "providerId").key,
+    )
 
 
 def _matches(

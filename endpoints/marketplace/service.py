@@ -13,7 +13,7 @@ from spyne import ServiceBase, Unicode, rpc
 from domain.marketplace import partners as uc
 from domain.partners import Address, Contact, Partner, PartnerData, PartnerStatus, Role
 from endpoints.marketplace.billing import MarketplaceBilling
-from endpoints.marketplace.catalogue import MarketplaceCatalogue
+from endpoints.marketplace.catalogue import MarketplaceCatalogue, page_of, request_of
 from endpoints.marketplace.contracts import MarketplaceContracts
 from endpoints.marketplace.messages import (
     MARKETPLACE_NS,
@@ -30,12 +30,6 @@ from endpoints.marketplace.messages import (
 )
 from endpoints.marketplace.subscriptions import MarketplaceSubscriptions
 from endpoints.spyne_driver import SpyneEndpoint
-from gembus.context import RequestContext
-
-
-def _request(ctx: Any) -> RequestContext:
-    request: RequestContext = ctx.udc.request
-    return request
 
 
 def _data_from(message: PartnerDataType) -> PartnerData:
@@ -115,7 +109,7 @@ class MarketplacePartners(ServiceBase):
     def RegisterPartner(
         ctx: Any, partnerId: str, data: PartnerDataType, password: str
     ) -> PartnerType:
-        request = _request(ctx)
+        request = request_of(ctx)
         with request.uow() as uow:
             if request.partner is None:  # self-registration: pending until approved
                 partner = uc.self_register_partner(
@@ -130,7 +124,7 @@ class MarketplacePartners(ServiceBase):
 
     @rpc(Unicode, PartnerDataType, _returns=PartnerType, _out_variable_name="partner")
     def UpdatePartner(ctx: Any, partnerId: str, data: PartnerDataType) -> PartnerType:
-        request = _request(ctx)
+        request = request_of(ctx)
         with request.uow() as uow:
             partner = uc.update_partner(uow, request.actor, partnerId, _data_from(data))
             uow.commit()
@@ -138,7 +132,7 @@ class MarketplacePartners(ServiceBase):
 
     @rpc(Unicode, _returns=PartnerType, _out_variable_name="partner")
     def ApprovePartner(ctx: Any, partnerId: str) -> PartnerType:
-        request = _request(ctx)
+        request = request_of(ctx)
         with request.uow() as uow:
             partner = uc.approve_partner(uow, request.actor, partnerId)
             uow.commit()
@@ -146,7 +140,7 @@ class MarketplacePartners(ServiceBase):
 
     @rpc(Unicode, Unicode, _returns=PartnerType, _out_variable_name="partner")
     def DeactivatePartner(ctx: Any, partnerId: str, reason: str | None) -> PartnerType:
-        request = _request(ctx)
+        request = request_of(ctx)
         with request.uow() as uow:
             partner = uc.deactivate_partner(uow, request.actor, partnerId)
             uow.commit()
@@ -155,7 +149,7 @@ class MarketplacePartners(ServiceBase):
 
     @rpc(Unicode, Unicode, _returns=AcknowledgementType, _out_variable_name="acknowledgement")
     def RotatePartnerCredentials(ctx: Any, partnerId: str, newPassword: str) -> AcknowledgementType:
-        request = _request(ctx)
+        request = request_of(ctx)
         with request.uow() as uow:
             uc.rotate_credentials(uow, request.vault, request.actor, partnerId, newPassword)
             uow.commit()
@@ -163,7 +157,7 @@ class MarketplacePartners(ServiceBase):
 
     @rpc(Unicode, _returns=PartnerType, _out_variable_name="partner")
     def GetPartner(ctx: Any, partnerId: str) -> PartnerType:
-        request = _request(ctx)
+        request = request_of(ctx)
         with request.uow() as uow:
             return _partner_to(uc.get_partner(uow, partnerId))
 
@@ -177,11 +171,8 @@ class MarketplacePartners(ServiceBase):
     def ListPartners(
         ctx: Any, role: str | None, status: str | None, paging: PageRequestType | None
     ) -> tuple[list[PartnerType], PageInfoType]:
-        request = _request(ctx)
-        page = uc.Page(
-            (paging.page if paging and paging.page else 1),
-            (paging.pageSize if paging and paging.pageSize else uc.DEFAULT_PAGE_SIZE),
-        )
+        request = request_of(ctx)
+        page = page_of(paging)
         with request.uow() as uow:
             partners, total = uc.list_partners(
                 uow, Role(role) if role else None, PartnerStatus(status) if status else None, page

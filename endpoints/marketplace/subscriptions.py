@@ -12,7 +12,7 @@ from typing import Any
 from spyne import ComplexModel, DateTime, ServiceBase, Unicode, rpc
 
 from domain.identifiers import OperatorId, ProviderId
-from domain.marketplace.partners import _parse
+from domain.marketplace.partners import parse_identifier
 from domain.pubsub import Subscription, SubscriptionFilter, Topic
 from domain.pubsub import list_subscriptions as list_uc
 from domain.pubsub import subscribe as subscribe_uc
@@ -70,12 +70,12 @@ def _filter_from(message: SubscriptionFilterType | None) -> SubscriptionFilter |
     providers = list(message.providerIds.providerId) if message.providerIds else []
     return SubscriptionFilter(
         tuple(
-            _parse(OperatorId.parse, text, f"filter/operatorIds/operatorId[{i}]")
+            parse_identifier(OperatorId.parse, text, f"filter/operatorIds/operatorId[{i}]")
             for i, text in enumerate(operators, 1)
         ),
         tuple(message.countries.country) if message.countries else (),
         tuple(
-            _parse(ProviderId.parse, text, f"filter/providerIds/providerId[{i}]")
+            parse_identifier(ProviderId.parse, text, f"filter/providerIds/providerId[{i}]")
             for i, text in enumerate(providers, 1)
         ),
         tuple(message.loadAreaIds.loadAreaId) if message.loadAreaIds else (),
