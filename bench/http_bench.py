@@ -43,7 +43,7 @@ def _database() -> Iterator[tuple[str, str]]:
 
 
 @contextmanager
-def _gunicorn(app: str, env: dict[str, str]) -> Iterator[int]:
+def _gunicorn(app: str, env: dict[str, str], *extra: str) -> Iterator[int]:
     port = _port()
     process = subprocess.Popen(
         [
@@ -58,6 +58,7 @@ def _gunicorn(app: str, env: dict[str, str]) -> Iterator[int]:
             "2",
             "--access-logfile",
             "/dev/null",
+            *extra,
             app,
         ],
         env=env,

@@ -33,10 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import urllib3
 from lxml import etree
 
 from bus.contracts import Contract, contract_key
+from bus.forward import Forwarder, ForwardError, ForwardFailure
 from bus.pipeline import Message, Pipeline
 from bus.routing import Route, Router
 from bus.soap import SoapVersion
@@ -48,6 +48,8 @@ from bus.transform import (
     parse_envelope,
     rewrap,
 )
+from bus.wsse import Consumed, NonceClaim, Verified
+from domain.gateway_calls import CallLog, CallStart, Ticket
 from domain.identifiers import ContractId, EvseId
 from domain.marketplace.model import Quota
 from domain.marketplace.partners import parse_identifier
@@ -59,6 +61,8 @@ from gembus.errors import ClientError, ServerError
 
 GATEWAY_NS = "urn:gembus:gateway:v1"
 TARGET_PARTNER = f"{{{GATEWAY_NS}}}targetPartner"
+#: A provider's reply larger than this is refused (Server fault) rather than buffered.
+DEFAULT_MAX_REPLY_BYTES = 8 * 1024 * 1024
 _EVSE_ID = etree.XPath("(.//*[local-name()='evseId'])[1]/text()")
 _CONTRACT_ID = etree.XPath("(.//*[local-name()='contractId'])[1]/text()")
 
@@ -106,6 +110,10 @@ class GatewayMessage(Message):
     #: the provider's contract, and the converted request (body, content type, SOAPAction).
     provider_contract: Contract | None = None
     converted: tuple[bytes, str, str | None] | None = None
+    #: The caller's checked token, its nonce not yet recorded (``start`` records it).
+    verified: Verified | None = None
+    #: The transaction-log rows ``start`` wrote; the web layer finishes them.
+    ticket: Ticket | None = None
 
 
 @dataclass
@@ -174,13 +182,11 @@ class Gateway:
     breaker: Breaker = field(default_factory=Breaker)
     #: Version transforms by (family, from, to), compiled once per process.
     transforms: TransformRegistry = field(default_factory=default_registry)
-    #: One connection pool per provider host; urllib3 directly, because requests' session
-    #: machinery cost more per call than the forwarding itself (profiled).
-    pool: urllib3.PoolManager = field(
-        default_factory=lambda: urllib3.PoolManager(
-            num_pools=64, maxsize=8, retries=False, block=False
-        )
-    )
+    #: The transaction log (persistence/transaction_log.py); None records nothing and lets
+    #: the identity store record nonces (unit tests).
+    log: CallLog | None = None
+    #: The outbound hop (libcurl, one handle per thread; see bus/forward.py).
+    forwarder: Forwarder = field(default_factory=lambda: Forwarder(DEFAULT_MAX_REPLY_BYTES))
 
     def contract_for(self, target: str) -> Contract:
         """The contract a gateway URL speaks: a contract key (``reservation``,
@@ -193,17 +199,28 @@ class Gateway:
     def run(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
         for step in (
             self.pipeline.guard,
-            self.pipeline.identify,
+            self.identify,
             self.route,
             self.check_contract,
             self.limit,
             self.pipeline.validate,
             self.transform_request,
+            self.start,
             self.dispatch,
             self.validate_reply,
             self.transform_reply,
         ):
             msg = step(msg, ctx)  # type: ignore[assignment]
+        return msg
+
+    def identify(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        """The caller's token is checked now; its nonce is recorded by ``start``, in the same
+        statement as the call, once the call is known to be forwarded."""
+        if self.pipeline.is_anonymous(msg):
+            return self.pipeline.identify(msg, ctx)  # type: ignore[return-value]
+        assert msg.guarded is not None
+        msg.verified = self.pipeline.authenticator.verify(msg.guarded.header)
+        self.pipeline.adopt(msg.verified.credential, ctx)
         return msg
 
     def route(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
@@ -268,6 +285,8 @@ class Gateway:
         return msg
 
     def _over_quota(self, contract_id: str, quota: Quota | None) -> bool:
+        if quota is None:  # no database session for the common, unmetered case
+            return False
         with self.uow() as uow:
             over = over_quota(uow, contract_id, quota, datetime.now(UTC))
         if over and quota is not None and quota.overrun_price is None:
@@ -305,6 +324,50 @@ class Gateway:
         msg.converted = (body, content_type, action)
         return msg
 
+    def start(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
+        """Record the nonce and the call in one statement, then settle the caller's identity:
+        a replayed nonce is refused here, before anything reaches the provider."""
+        verified, route = msg.verified, msg.route
+        assert route is not None and ctx.partner is not None
+        claim = verified.claim if verified is not None else None
+        if self.log is None:
+            if claim is not None and verified is not None:
+                self.pipeline.adopt(
+                    self.pipeline.authenticator.settle(verified, self._consume(verified, claim)),
+                    ctx,
+                )
+            return msg
+        started = self.log.start(
+            CallStart(
+                datetime.now(UTC),
+                ctx.message_id,
+                ctx.partner.partner_id,
+                route.provider_id,
+                route.service_id,
+                msg.contract.family,
+                ctx.operation,
+                msg.contract_id,
+                len(msg.raw),
+                msg.over_quota,
+            ),
+            (claim.username, claim.nonce, claim.expires_at) if claim is not None else None,
+        )
+        msg.ticket = started.ticket
+        if verified is not None:
+            current = started.counter == verified.credential.version
+            credential = self.pipeline.authenticator.settle(
+                verified, Consumed(started.fresh, current)
+            )
+            if credential is not verified.credential:
+                self.pipeline.adopt(credential, ctx)
+        return msg
+
+    def _consume(self, verified: Verified, claim: NonceClaim) -> Consumed:
+        store = self.pipeline.authenticator.store
+        return store.consume(
+            claim.username, claim.nonce, claim.expires_at, verified.credential.version
+        )
+
     def dispatch(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
         route = msg.route
         assert route is not None
@@ -321,43 +384,39 @@ class Gateway:
         return msg
 
     def _forward(self, route: Route, msg: GatewayMessage) -> tuple[int, str, bytes]:
-        headers = {"Content-Type": msg.content_type or "text/xml; charset=utf-8"}
-        if msg.soap_action is not None:
-            headers["SOAPAction"] = msg.soap_action
+        timeout_s = route.timeout_s or self.timeout_s
         try:
-            reply = self.pool.request(
-                "POST",
+            reply = self.forwarder.post(
                 route.endpoint_url,
-                body=msg.raw,
-                headers=headers,
-                redirect=False,
-                timeout=urllib3.Timeout(connect=min(self.timeout_s, 5.0), read=self.timeout_s),
+                msg.raw,
+                msg.content_type or "text/xml; charset=utf-8",
+                msg.soap_action,
+                timeout_s,
             )
-        except (urllib3.exceptions.TimeoutError, urllib3.exceptions.ProtocolError) as exc:
-            self.breaker.failure(route.endpoint_url)
-            if isinstance(exc, urllib3.exceptions.ReadTimeoutError):
-                raise ProviderTimeoutError(
-                    f"{route.provider_id} did not answer within {self.timeout_s:g} s"
+        except ForwardError as exc:
+            if exc.kind is ForwardFailure.TOO_LARGE:
+                raise ServerError(
+                    f"{route.provider_id}'s reply exceeds {self.forwarder.max_reply_bytes} bytes"
                 ) from exc
-            raise ProviderUnavailableError(f"{route.provider_id} cannot be reached") from exc
-        except urllib3.exceptions.HTTPError as exc:
             self.breaker.failure(route.endpoint_url)
-            raise ProviderUnavailableError(f"{route.provider_id} cannot be reached") from exc
+            if exc.kind is ForwardFailure.TIMEOUT:
+                raise ProviderTimeoutError(
+                    f"{route.provider_id} did not answer within {timeout_s:g} s"
+                ) from exc
+            raise ProviderUnavailableError(
+                f"{route.provider_id} cannot be reached ({exc.detail})"
+            ) from exc
         if reply.status in (502, 503, 504):
             self.breaker.failure(route.endpoint_url)
             raise ProviderUnavailableError(f"{route.provider_id} answered HTTP {reply.status}")
         self.breaker.success(route.endpoint_url)
-        return (
-            reply.status,
-            reply.headers.get("Content-Type", "text/xml; charset=utf-8"),
-            reply.data,
-        )
+        return reply.status, reply.content_type, reply.body
 
     def validate_reply(self, msg: GatewayMessage, ctx: RequestContext) -> GatewayMessage:
         """Local replies are always checked; external ones as the deployment says, explicitly."""
         if msg.reply is None:
             return self.pipeline.validate_response(msg, ctx)  # type: ignore[return-value]
-        if not self._sampled():
+        if not _sampled(msg.route.validation if msg.route else None, self.validate_responses):
             return msg
         status, _, body = msg.reply
         root = etree.fromstring(body, etree.XMLParser(resolve_entities=False, no_network=True))
@@ -393,13 +452,15 @@ class Gateway:
         msg.reply = (status, content_type, rewrap(envelope, converted))
         return msg
 
-    def _sampled(self) -> bool:
-        mode = self.validate_responses
-        if mode == "always":
-            return True
-        if mode.startswith("sample:"):
-            return random.random() < float(mode.split(":", 1)[1])
-        return False
+
+def _sampled(policy: str | None, default: str) -> bool:
+    """Whether to validate this reply: the route's policy, else the deployment's default."""
+    mode = policy or default
+    if mode == "always":
+        return True
+    if mode.startswith("sample:"):
+        return random.random() < float(mode.split(":", 1)[1])
+    return False
 
 
 def _target_partner(header: etree._Element | None) -> str | None:

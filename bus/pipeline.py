@@ -17,7 +17,7 @@ from lxml import etree
 from bus.contracts import Contract
 from bus.guard import WSSE_NS, GuardedRequest, Limits, check_request
 from bus.soap import Fault, SoapVersion
-from bus.wsse import Authenticator
+from bus.wsse import Authenticator, Credential
 from domain.partners import Partner
 from gembus.context import RequestContext
 from gembus.errors import (
@@ -89,22 +89,29 @@ class Pipeline:
         return msg
 
     def identify(self, msg: Message, ctx: RequestContext) -> Message:
-        assert msg.guarded is not None
-        key = (msg.contract.family, msg.guarded.operation.name)
-        if key in self.anonymous_operations and not _has_security(msg.guarded.header):
+        if self.is_anonymous(msg):
             ctx.log = ctx.log.bind(partner="anonymous")
             return msg  # ctx.partner stays None: the handler applies the anonymous rules
-        credential = self.authenticator.authenticate(msg.guarded.header)
-        partner_id = credential.partner_id
+        self.adopt(self.authenticator.authenticate(_guarded(msg).header), ctx)
+        return msg
+
+    def is_anonymous(self, msg: Message) -> bool:
+        """An operation callable without a UsernameToken, called without one."""
+        guarded = _guarded(msg)
+        key = (msg.contract.family, guarded.operation.name)
+        return key in self.anonymous_operations and not _has_security(guarded.header)
+
+    @staticmethod
+    def adopt(credential: Credential, ctx: RequestContext) -> None:
+        """The authenticated partner becomes the request's caller."""
         partner = credential.principal
         if not isinstance(partner, Partner):
             with ctx.uow() as uow:
-                partner = uow.partners.get(partner_id)
+                partner = uow.partners.get(credential.partner_id)
         if partner is None or not partner.is_active:
             raise AuthenticationError("the partner is not active")
         ctx.partner = partner
-        ctx.log = ctx.log.bind(partner=partner_id)
-        return msg
+        ctx.log = ctx.log.bind(partner=credential.partner_id)
 
     def validate(self, msg: Message, ctx: RequestContext) -> Message:
         assert msg.guarded is not None
@@ -174,3 +181,8 @@ def fault_for(exc: BaseException, message_id: str) -> tuple[Fault, bool]:
     return Fault(
         "Server", "internal error; quote the message id to support", None, message_id
     ), True
+
+
+def _guarded(msg: Message) -> GuardedRequest:
+    assert msg.guarded is not None, "the guard step runs first"
+    return msg.guarded

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from domain.marketplace.model import LifecycleState, Service
 from domain.ports import UnitOfWork
+from domain.route_policy import RoutePolicy
 from gembus.errors import ClientError, NotFoundError
 
 ROUTED_STATES = (LifecycleState.PUBLISHED, LifecycleState.DEPRECATED)
@@ -44,6 +45,9 @@ class Route:
     local: bool
     operator_keys: frozenset[str] = frozenset()
     provider_keys: frozenset[str] = frozenset()
+    #: The operator's policy for this route (domain/route_policy.py); None = the default.
+    timeout_s: float | None = None
+    validation: str | None = None
 
 
 @dataclass
@@ -131,10 +135,12 @@ def build_table(
     services: Iterable[Service],
     identifiers: Callable[[str], tuple[set[str], set[str]]],
     operator_partner_id: str,
+    policies: Mapping[str, RoutePolicy] | None = None,
 ) -> RoutingTable:
     routes = []
     for service in services:
         operators, providers = identifiers(service.provider_id)
+        policy = (policies or {}).get(service.service_id)
         routes.append(
             Route(
                 service.service_id,
@@ -145,6 +151,8 @@ def build_table(
                 service.provider_id == operator_partner_id,
                 frozenset(operators),
                 frozenset(providers),
+                policy.timeout_s if policy else None,
+                policy.response_validation if policy else None,
             )
         )
     return RoutingTable(tuple(routes))
@@ -206,4 +214,6 @@ class Router:
             for s in services
             if (p := uow.partners.get(s.provider_id)) is not None and p.is_active
         ]
-        return build_table(active, identifiers, self.operator_partner_id)
+        return build_table(
+            active, identifiers, self.operator_partner_id, uow.marketplace.route_policies()
+        )

@@ -110,9 +110,36 @@ def _read_token(token: etree._Element) -> UsernameToken:
     )
 
 
+@dataclass(frozen=True)
+class NonceClaim:
+    """A nonce to record: the replay store must not have seen (username, nonce) before."""
+
+    username: str
+    nonce: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A token whose password checked out against the (possibly cached) credential.
+
+    ``claim`` is the nonce still to be recorded (None for PasswordText); until it is recorded
+    and :meth:`Authenticator.settle` has seen the answer, the caller is not authenticated.
+    """
+
+    token: UsernameToken
+    credential: Credential
+    claim: NonceClaim | None
+
+
 @dataclass
 class Authenticator:
-    """Checks a UsernameToken against the credential and nonce stores."""
+    """Checks a UsernameToken against the credential and nonce stores.
+
+    ``authenticate`` = ``verify`` (no database on a warm cache) + recording the nonce +
+    ``settle``. The gateway runs the three apart so that recording the nonce shares one
+    statement with its transaction log (persistence/transaction_log.py).
+    """
 
     store: IdentityStore
     window_s: int = 300
@@ -121,10 +148,22 @@ class Authenticator:
 
     def authenticate(self, header: etree._Element | None) -> Credential:
         """Return the authenticated partner's credential or raise AuthenticationError."""
+        verified = self.verify(header)
+        claim = verified.claim
+        if claim is None:
+            return verified.credential
+        consumed = self.store.consume(
+            claim.username, claim.nonce, claim.expires_at, verified.credential.version
+        )
+        return self.settle(verified, consumed)
+
+    def verify(self, header: etree._Element | None) -> Verified:
+        """The token's password against the credential; the nonce is not recorded yet."""
         token = extract_token(header)
         credential: Credential | None
+        claim: NonceClaim | None = None
         if token.password_type == PASSWORD_DIGEST:
-            credential = self._check_digest(token)
+            credential, claim = self._check_digest(token)
         elif token.password_type == PASSWORD_TEXT and self.allow_password_text:
             credential = self.store.credential_for(token.username, fresh=True)
             self._check_text(token, credential)
@@ -133,9 +172,23 @@ class Authenticator:
         assert credential is not None
         if not credential.active:
             raise AuthenticationError("the partner is not active")
+        return Verified(token, credential, claim)
+
+    def settle(self, verified: Verified, consumed: Consumed) -> Credential:
+        """After the nonce was recorded: refuse a replay; re-check a credential that changed."""
+        if not consumed.fresh:
+            raise AuthenticationError("replayed nonce")
+        if consumed.current:
+            return verified.credential
+        # the partner changed since it was cached: check again, on a fresh read
+        credential = self.store.credential_for(verified.token.username, fresh=True)
+        _verify_digest(verified.token, credential)
+        assert credential is not None
+        if not credential.active:
+            raise AuthenticationError("the partner is not active")
         return credential
 
-    def _check_digest(self, token: UsernameToken) -> Credential:
+    def _check_digest(self, token: UsernameToken) -> tuple[Credential, NonceClaim]:
         if token.nonce is None or token.created is None or token.nonce_text is None:
             raise AuthenticationError("PasswordDigest needs a Nonce and a Created timestamp")
         created_at = self._check_created(token.created)
@@ -148,14 +201,7 @@ class Authenticator:
             _verify_digest(token, credential)
         assert credential is not None
         expires = created_at + timedelta(seconds=2 * self.window_s)
-        consumed = self.store.consume(token.username, token.nonce_text, expires, credential.version)
-        if not consumed.fresh:
-            raise AuthenticationError("replayed nonce")
-        if not consumed.current:  # the partner changed since it was cached: check again, fresh
-            credential = self.store.credential_for(token.username, fresh=True)
-            _verify_digest(token, credential)
-            assert credential is not None
-        return credential
+        return credential, NonceClaim(token.username, token.nonce_text, expires)
 
     @staticmethod
     def _check_text(token: UsernameToken, credential: Credential | None) -> None:

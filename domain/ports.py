@@ -31,6 +31,7 @@ from domain.pubsub import (
     SubscriptionStatus,
     Topic,
 )
+from domain.route_policy import RoutePolicy
 
 
 class PartnerRepository(Protocol):
@@ -120,6 +121,8 @@ class MarketplaceRepository(Protocol):
     def calls(self, contract_id: str, start: datetime, end: datetime) -> list[UsageCall]: ...
     def bump(self, name: str) -> None: ...
     def counter(self, name: str) -> int: ...
+    def set_route_policy(self, policy: RoutePolicy, actor: str, at: datetime) -> None: ...
+    def route_policies(self) -> dict[str, RoutePolicy]: ...
 
 
 class OutboxRepository(Protocol):

@@ -139,8 +139,8 @@ def build(settings: Settings | None = None) -> Gembus:
         timeout_s=settings.gateway_timeout_s,
         validate_responses=settings.gateway_validate_responses,
         rate=RateLimiter(settings.gateway_rate_per_second),
+        log=TransactionLog(fast),
     )
-    app.transaction_log = TransactionLog(fast)
     app.meter = UsageMeter(
         services.validator, lambda: SqlUnitOfWork(session_factory), settings.operator_partner_id
     )

@@ -1,4 +1,4 @@
-"""The ``gembus`` command: serve, worker, db, demo, partner, outbox and events commands.
+"""The ``gembus`` command: serve, worker, db, demo, partner, gateway, outbox and events.
 
 Every command and group has ``--help``. Commands that change data run one use case in one
 unit of work, exactly like a SOAP request would, so the same rules apply.
@@ -195,6 +195,77 @@ def outbox_purge(days: float) -> None:
         count = uow.outbox.purge_delivered(datetime.now(UTC) - timedelta(days=days))
         uow.commit()
     click.echo(f"purged {count} delivered rows")
+
+
+@main.group()
+def gateway() -> None:
+    """The gateway's routing table and the operator's per-route policies."""
+
+
+@gateway.command("routes")
+def gateway_routes() -> None:
+    """List every route, one per line: service, family vN, provider, endpoint (or "local"),
+    operator and EVSP keys it is chosen for by content, timeout and reply validation."""
+    gembus = _gembus()
+    app = gembus.app
+    with _errors():
+        table = app.gateway.router.table
+    default_timeout = app.gateway.timeout_s
+    default_validation = app.gateway.validate_responses
+    for r in sorted(table.routes, key=lambda r: (r.family, r.version, r.service_id)):
+        keys = ",".join(sorted(r.operator_keys | r.provider_keys)) or "-"
+        timeout = f"{r.timeout_s:g}s" if r.timeout_s else f"{default_timeout:g}s (default)"
+        validation = r.validation or f"{default_validation} (default)"
+        endpoint = "local" if r.local else r.endpoint_url
+        click.echo(
+            f"{r.service_id:<24} {r.family} v{r.version:<3} {r.provider_id:<20} {endpoint}  "
+            f"keys={keys} timeout={timeout} validate={validation}"
+        )
+    click.echo(f"-- {len(table.routes)} routes")
+
+
+@gateway.command("policy")
+@click.argument("service_id")
+@click.option(
+    "--timeout-ms",
+    type=click.IntRange(1),
+    default=None,
+    help="wait this long for the provider before Server.ProviderTimeout",
+)
+@click.option(
+    "--validate",
+    "validation",
+    default=None,
+    help="check the provider's replies: always, off or sample:<fraction>, e.g. sample:0.1",
+)
+@click.option("--clear", is_flag=True, help="drop the policy: the route takes the defaults")
+def gateway_policy(
+    service_id: str, timeout_ms: int | None, validation: str | None, clear: bool
+) -> None:
+    """Set the policy of the route to SERVICE_ID; unset fields keep the deployment's
+    defaults. Every node applies it with its next routing-table reload (within a second)."""
+    from datetime import UTC, datetime
+
+    from domain.route_policy import RoutePolicy, set_policy
+
+    if clear == (timeout_ms is not None or validation is not None):
+        raise click.UsageError("give --timeout-ms and/or --validate, or --clear")
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        stored = set_policy(
+            uow,
+            "cli",
+            RoutePolicy(service_id, timeout_ms, validation),
+            datetime.now(UTC),
+        )
+        uow.commit()
+    if clear:
+        click.echo(f"{service_id}: policy cleared, defaults apply")
+    else:
+        click.echo(
+            f"{service_id}: timeout={stored.timeout_ms or 'default'} ms "
+            f"validate={stored.response_validation or 'default'}"
+        )
 
 
 @main.group()

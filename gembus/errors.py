@@ -108,6 +108,11 @@ class InvalidPeriodError(ClientError):
     default_message = "the period or validity window is not usable"
 
 
+class InvalidValueError(ClientError):
+    fault_code = "Client.InvalidValue"
+    default_message = "a value is outside what the operation accepts"
+
+
 class InvalidStateError(ClientError):
     fault_code = "Client.InvalidState"
     default_message = "the record is not in a state that allows this"

@@ -15,7 +15,7 @@ can lose only the last moments of nonces, and their Created window closes within
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,10 +24,13 @@ from bus.wsse import Consumed, Credential
 from domain.partners import PartnerStatus
 from gembus.secrets import Vault
 from persistence.fastpath import PreparedStatement
-from persistence.repositories import PARTNERS_COUNTER, SqlPartnerRepository
+from persistence.repositories import (
+    PARTNERS_COUNTER,
+    SqlPartnerRepository,
+    purge_expired_nonces,
+)
 
 _COUNTER = text("SELECT value FROM change_counter WHERE name = :name")
-_PURGE = text("DELETE FROM wsse_nonce WHERE expires_at < :now")
 _CONSUME_PG = (
     "WITH inserted AS (INSERT INTO wsse_nonce (username, nonce, expires_at) "
     "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING 1) "
@@ -77,8 +80,7 @@ class SqlIdentityStore:
     def consume(self, username: str, nonce: str, expires_at: datetime, version: int) -> Consumed:
         self._calls += 1
         if self._calls % self.PURGE_EVERY == 1:
-            with self.nonces.begin() as connection:
-                connection.execute(_PURGE, {"now": datetime.now(UTC)})
+            purge_expired_nonces(self.nonces)
         row = self._consume.execute(
             {"u": username, "n": nonce, "e": expires_at, "name": PARTNERS_COUNTER}
         )

@@ -33,11 +33,11 @@ from bus.guard import check_length
 from bus.metering import UsageMeter
 from bus.pipeline import Message, Pipeline, fault_for
 from bus.soap import Fault, build_envelope, build_fault, fault_http_status
+from domain.gateway_calls import GatewayCall
 from gembus import metrics
 from gembus.context import RequestContext, new_message_id
 from gembus.errors import GembusError
 from gembus.settings import Settings
-from persistence.transaction_log import GatewayCall, TransactionLog
 
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -69,7 +69,6 @@ class GembusApp:
     meter: UsageMeter | None = None
     #: The Dynamic Service Gateway and its transaction log (set by gembus.bootstrap).
     gateway: Gateway | None = None
-    transaction_log: TransactionLog | None = None
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "") or "/"
@@ -280,9 +279,15 @@ class GembusApp:
             bytes_in=len(msg.raw),
             bytes_out=len(response[2]),
         )
-        if self.transaction_log is None:
+        log = self.gateway.log if self.gateway is not None else None
+        if log is None:
             return
-        self.transaction_log.record(
+        if msg.ticket is not None:  # started: its rows exist, complete them
+            log.finish(
+                msg.ticket, "fault" if code else "ok", code, elapsed * 1000, len(response[2])
+            )
+            return
+        log.record(
             GatewayCall(
                 datetime.now(UTC),
                 ctx.message_id,

@@ -27,11 +27,13 @@ from domain.marketplace.model import (
     UsageCall,
     Validity,
 )
+from domain.route_policy import RoutePolicy
 from persistence.repositories import bump_counter
 from persistence.tables import (
     ChangeCounterRow,
     OfferingRow,
     RoamingAgreementRow,
+    RoutePolicyRow,
     ServiceContractRow,
     ServiceRow,
     UsageCallRow,
@@ -333,6 +335,30 @@ class SqlMarketplaceRepository:
     def bump(self, name: str) -> None:
         """Increment a change counter in the caller's transaction (caches poll it)."""
         bump_counter(self.session, name)
+
+    # ----------------------------------------------------------- route policies
+    def set_route_policy(self, policy: RoutePolicy, actor: str, at: datetime) -> None:
+        """Upsert; a policy with nothing set is removed (the route takes the defaults)."""
+        row = self.session.get(RoutePolicyRow, policy.service_id)
+        if policy.timeout_ms is None and policy.response_validation is None:
+            if row is not None:
+                self.session.delete(row)
+            self.session.flush()
+            return
+        if row is None:
+            row = RoutePolicyRow(service_id=policy.service_id)
+            self.session.add(row)
+        row.timeout_ms = policy.timeout_ms
+        row.response_validation = policy.response_validation
+        row.updated_at = at
+        row.updated_by = actor
+        self.session.flush()
+
+    def route_policies(self) -> dict[str, RoutePolicy]:
+        return {
+            row.service_id: RoutePolicy(row.service_id, row.timeout_ms, row.response_validation)
+            for row in self.session.scalars(select(RoutePolicyRow))
+        }
 
     def counter(self, name: str) -> int:
         return (

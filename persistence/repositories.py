@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from domain.identifiers import OperatorId, ProviderId
@@ -20,6 +20,16 @@ from persistence.tables import (
 
 #: Bumped by every partner change, so per-process credential caches stay current.
 PARTNERS_COUNTER = "partners"
+
+
+def purge_expired_nonces(engine: Engine) -> None:
+    """Drop replay-store rows whose Created window has closed (a nonce older than that is
+    refused as stale before the store is asked). Callers run it every thousand or so nonces."""
+    with engine.begin() as connection:
+        connection.execute(_PURGE_NONCES, {"now": datetime.now(UTC)})
+
+
+_PURGE_NONCES = text("DELETE FROM wsse_nonce WHERE expires_at < :now")
 
 
 def bump_counter(session: Session, name: str) -> None:

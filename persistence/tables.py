@@ -194,7 +194,7 @@ class UsageCallRow(Base):
     at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     operation: Mapped[str] = mapped_column(String(64))
     fault_code: Mapped[str | None] = mapped_column(String(64))
-    latency_ms: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)  # None while the call is pending
     over_quota: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
@@ -221,11 +221,23 @@ class GatewayCallRow(Base):
     family: Mapped[str] = mapped_column(String(64))
     operation: Mapped[str | None] = mapped_column(String(64))
     contract_id: Mapped[str | None] = mapped_column(String(64), index=True)
-    outcome: Mapped[str] = mapped_column(String(8))
+    outcome: Mapped[str] = mapped_column(String(8))  # ok, fault, or pending (not finished yet)
     fault_code: Mapped[str | None] = mapped_column(String(64))
-    latency_ms: Mapped[float] = mapped_column(Float)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
     bytes_in: Mapped[int] = mapped_column(Integer)
-    bytes_out: Mapped[int] = mapped_column(Integer)
+    bytes_out: Mapped[int | None] = mapped_column(Integer)
+
+
+class RoutePolicyRow(Base):
+    """The operator's policy for one route: provider timeout, outbound validation mode."""
+
+    __tablename__ = "route_policy"
+
+    service_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timeout_ms: Mapped[int | None] = mapped_column(Integer)
+    response_validation: Mapped[str | None] = mapped_column(String(32))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
 
 
 class SubscriptionRow(Base):

@@ -191,5 +191,5 @@ class UsageCall:
 
     at: datetime
     fault_code: str | None
-    latency_ms: float
+    latency_ms: float | None  # None while a routed call is still pending
     over_quota: bool = False

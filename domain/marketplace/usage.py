@@ -68,7 +68,7 @@ class UsageReport:
 
 def figures(calls: list[UsageCall]) -> UsageFigures:
     """Counts plus mean and nearest-rank p95 latency of a set of calls."""
-    latencies = sorted(c.latency_ms for c in calls)
+    latencies = sorted(c.latency_ms for c in calls if c.latency_ms is not None)
     p95 = latencies[max(0, math.ceil(len(latencies) * 0.95) - 1)] if latencies else None
     mean = sum(latencies) / len(latencies) if latencies else None
     return UsageFigures(

@@ -7,6 +7,7 @@ system; the requester integrates once, with the gateway's WSDL.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from zeep.wsse.username import UsernameToken
 
 from bus.equivalence import differences, signature
 from tests.conftest import REPO
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, gembus_cli
 from tests.fakes.clm import ClmProcess, start_clm_process
 from tests.support.soap import envelope, wsse_header
 from tests.support.zeep_validation import ContractValidationPlugin, client
@@ -175,6 +176,27 @@ def test_the_gateway_passes_the_requesters_bytes_through(
     assert providers["ice"].clm.received()[-1].body == body  # the very bytes, header included
 
 
+def test_a_replayed_message_is_refused_before_it_reaches_the_provider(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    """The nonce is recorded in the same statement as the call, before forwarding."""
+    body = envelope(
+        '<r:ReserveEvse xmlns:r="urn:gembus:reservation:v1"><r:providerId>NL-TNM</r:providerId>'
+        "<r:contractId>NL-TNM-000122045-U</r:contractId><r:evseId>DE*ICE*E100004*1</r:evseId>"
+        "<r:requestedExpiry>2030-01-01T10:00:00Z</r:requestedExpiry></r:ReserveEvse>",
+        wsse_header(*TNM),
+    )
+    url = f"{live_server.base_url}/gateway/{providers['ice'].service_id}"
+    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'}
+    before = len(providers["ice"].clm.received())
+    first = requests.post(url, data=body, timeout=10, headers=headers)
+    replay = requests.post(url, data=body, timeout=10, headers=headers)
+    assert first.status_code == 200 and b"DEICE-R" in first.content
+    assert replay.status_code == 500 and b"Client.Authentication" in replay.content
+    assert b"replayed nonce" in replay.content
+    assert len(providers["ice"].clm.received()) == before + 1
+
+
 def test_an_explicit_target_partner_overrides_content(
     live_server: LiveServer, providers: dict[str, Provider]
 ) -> None:
@@ -235,6 +257,25 @@ def test_a_slow_provider_times_out(live_server: LiveServer, providers: dict[str,
     assert fault_code(raised) == "Server.ProviderTimeout"
 
 
+def test_a_route_policy_gives_one_provider_its_own_timeout(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    """The deployment waits 2 s; the operator gives the slow provider's route 0.5 s."""
+    slow = providers["slow"].service_id
+    shown = gembus_cli(live_server.env, "gateway", "policy", slow, "--timeout-ms", "500")
+    assert "timeout=500 ms" in shown
+    assert "timeout=0.5s" in gembus_cli(live_server.env, "gateway", "routes")
+    try:
+        time.sleep(0.6)  # every worker reloads its table within 0.25 s of the change
+        started = time.monotonic()
+        with pytest.raises(zeep.exceptions.Fault) as raised:
+            reserve(gateway(live_server, slow), "IT*SLW*E2*1")
+        assert fault_code(raised) == "Server.ProviderTimeout"
+        assert "within 0.5 s" in raised.value.message and time.monotonic() - started < 1.8
+    finally:
+        gembus_cli(live_server.env, "gateway", "policy", slow, "--clear")
+
+
 def test_a_provider_that_is_down_gets_suspended(
     live_server: LiveServer, providers: dict[str, Provider]
 ) -> None:
@@ -256,6 +297,13 @@ def test_every_call_is_in_the_transaction_log_and_feeds_usage(
 ) -> None:
     reserve(gateway(live_server, "reservation"), "DE*ICE*E100009*1")
     engine = create_engine(live_server.env["GEMBUS_DATABASE_URL"])
+    pending = "SELECT count(*) FROM gateway_call WHERE outcome = 'pending'"
+    deadline = time.monotonic() + 5  # a call is recorded pending, its outcome follows <= 0.1 s
+    while time.monotonic() < deadline:
+        with engine.connect() as connection:
+            if connection.execute(text(pending)).scalar_one() == 0:
+                break
+        time.sleep(0.05)
     with engine.connect() as connection:
         rows = connection.execute(
             text(

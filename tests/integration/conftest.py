@@ -14,6 +14,7 @@ from persistence.migrate import upgrade
 
 #: Child tables first: the PostgreSQL database is shared by the whole session.
 TABLES = (
+    "route_policy",
     "usage_call",
     "service_contract",
     "offering",

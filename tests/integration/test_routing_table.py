@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from bus.routing import AmbiguousRouteError, Router
 from domain.marketplace import catalogue
 from domain.marketplace.model import InterfaceRef, LifecycleState, ServiceCategory, ServiceData
+from domain.route_policy import RoutePolicy, set_policy
 from gembus.bootstrap import Gembus
 from gembus.demo import load_marketplace
-from gembus.errors import NotFoundError
+from gembus.errors import GembusError, NotFoundError
 from tests.support.marketplace import AcceptingInspector, partner
 
 
@@ -115,3 +118,46 @@ def test_a_new_service_reaches_every_router_after_the_refresh(gembus: Gembus) ->
     assert len(router.table.routes) == before  # another node's change: not yet seen
     clock[0] += 0.3
     assert len(router.table.routes) == before + 1
+
+
+def test_a_route_policy_reaches_every_router_and_can_be_cleared(gembus: Gembus) -> None:
+    ice = _service(gembus, "ice-charging", "reservation", "https://clm.ice.example/reservation")
+    node_a, node_b = Router(gembus.uow, "gembus-admin"), Router(gembus.uow, "gembus-admin")
+    assert node_a.table.for_service(ice).timeout_s is None  # both nodes loaded, defaults
+    assert node_b.table.for_service(ice).validation is None
+    with gembus.uow() as uow:
+        stored = set_policy(uow, "ops", RoutePolicy(ice, 1500, " Sample:0.25 "), datetime.now(UTC))
+        uow.commit()
+    assert stored.response_validation == "sample:0.25"
+    for node in (node_a, node_b):
+        node.invalidate()  # what the 0.25 s poll of the change counter does on its own
+        route = node.table.for_service(ice)
+        assert (route.timeout_s, route.validation) == (1.5, "sample:0.25")
+    with gembus.uow() as uow:
+        set_policy(uow, "ops", RoutePolicy(ice), datetime.now(UTC))
+        uow.commit()
+    node_a.invalidate()
+    assert node_a.table.for_service(ice).timeout_s is None
+    with gembus.uow() as uow:
+        assert uow.marketplace.route_policies() == {}
+
+
+@pytest.mark.parametrize(
+    ("policy", "code", "field"),
+    [
+        (RoutePolicy("no-such-service", 100), "Client.UnknownService", "serviceId"),
+        (RoutePolicy("<service>", 0), "Client.InvalidValue", "timeoutMs"),
+        (RoutePolicy("<service>", 120_001), "Client.InvalidValue", "timeoutMs"),
+        (RoutePolicy("<service>", None, "sometimes"), "Client.InvalidValue", "responseValidation"),
+        (RoutePolicy("<service>", None, "sample:1.5"), "Client.InvalidValue", "responseValidation"),
+    ],
+)
+def test_impossible_route_policies_are_refused_with_the_field(
+    gembus: Gembus, policy: RoutePolicy, code: str, field: str
+) -> None:
+    ice = _service(gembus, "ice-charging", "reservation", "https://clm.ice.example/reservation")
+    if policy.service_id == "<service>":
+        policy = RoutePolicy(ice, policy.timeout_ms, policy.response_validation)
+    with gembus.uow() as uow, pytest.raises(GembusError) as raised:
+        set_policy(uow, "ops", policy, datetime.now(UTC))
+    assert (raised.value.fault_code, raised.value.field) == (code, field)
