@@ -35,6 +35,17 @@ from persistence.repositories import purge_expired_nonces
 
 PENDING = "pending"
 
+#: What a call record says about the call itself, in the tables' column order.
+_CALL_COLUMNS = (
+    "at",
+    "message_id",
+    "requester_id",
+    "provider_id",
+    "service_id",
+    "family",
+    "operation",
+    "contract_id",
+)
 _START_PG = """
 WITH fresh AS (
     INSERT INTO wsse_nonce (username, nonce, expires_at)
@@ -69,14 +80,7 @@ _START_PARAMS = (
     "nonce",
     "expires_at",
     "counter",
-    "at",
-    "message_id",
-    "requester_id",
-    "provider_id",
-    "service_id",
-    "family",
-    "operation",
-    "contract_id",
+    *_CALL_COLUMNS,
     "bytes_in",
     "over_quota",
     "done_id",
@@ -274,14 +278,7 @@ class TransactionLog:
 
 
 _WHOLE_COLUMNS = (
-    "at",
-    "message_id",
-    "requester_id",
-    "provider_id",
-    "service_id",
-    "family",
-    "operation",
-    "contract_id",
+    *_CALL_COLUMNS,
     "outcome",
     "fault_code",
     "latency_ms",

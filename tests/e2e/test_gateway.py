@@ -136,6 +136,16 @@ def reserve(service: object, evse_id: str) -> object:
     )
 
 
+def raw_reserve(evse_id: str, extra_header: str = "") -> bytes:
+    """A ReserveEvse envelope as a partner stack would send it, with a fresh UsernameToken."""
+    return envelope(
+        '<r:ReserveEvse xmlns:r="urn:gembus:reservation:v1"><r:providerId>NL-TNM</r:providerId>'
+        f"<r:contractId>NL-TNM-000122045-U</r:contractId><r:evseId>{evse_id}</r:evseId>"
+        "<r:requestedExpiry>2030-01-01T10:00:00Z</r:requestedExpiry></r:ReserveEvse>",
+        wsse_header(*TNM) + extra_header,
+    )
+
+
 def fault_code(raised: pytest.ExceptionInfo[zeep.exceptions.Fault]) -> str:
     return str(raised.value.detail[0].findtext("{urn:gembus:common:v1}code"))
 
@@ -160,12 +170,7 @@ def test_content_routing_reaches_the_evse_operators_own_system(
 def test_the_gateway_passes_the_requesters_bytes_through(
     live_server: LiveServer, providers: dict[str, Provider]
 ) -> None:
-    body = envelope(
-        '<r:ReserveEvse xmlns:r="urn:gembus:reservation:v1"><r:providerId>NL-TNM</r:providerId>'
-        "<r:contractId>NL-TNM-000122045-U</r:contractId><r:evseId>DE*ICE*E100002*1</r:evseId>"
-        "<r:requestedExpiry>2030-01-01T10:00:00Z</r:requestedExpiry></r:ReserveEvse>",
-        wsse_header(*TNM),
-    )
+    body = raw_reserve("DE*ICE*E100002*1")
     answer = requests.post(
         f"{live_server.base_url}/gateway/{providers['ice'].service_id}",
         data=body,
@@ -180,12 +185,7 @@ def test_a_replayed_message_is_refused_before_it_reaches_the_provider(
     live_server: LiveServer, providers: dict[str, Provider]
 ) -> None:
     """The nonce is recorded in the same statement as the call, before forwarding."""
-    body = envelope(
-        '<r:ReserveEvse xmlns:r="urn:gembus:reservation:v1"><r:providerId>NL-TNM</r:providerId>'
-        "<r:contractId>NL-TNM-000122045-U</r:contractId><r:evseId>DE*ICE*E100004*1</r:evseId>"
-        "<r:requestedExpiry>2030-01-01T10:00:00Z</r:requestedExpiry></r:ReserveEvse>",
-        wsse_header(*TNM),
-    )
+    body = raw_reserve("DE*ICE*E100004*1")
     url = f"{live_server.base_url}/gateway/{providers['ice'].service_id}"
     headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'}
     before = len(providers["ice"].clm.received())
@@ -201,12 +201,7 @@ def test_an_explicit_target_partner_overrides_content(
     live_server: LiveServer, providers: dict[str, Provider]
 ) -> None:
     target = '<gw:targetPartner xmlns:gw="urn:gembus:gateway:v1">bmw-emobility</gw:targetPartner>'
-    body = envelope(
-        '<r:ReserveEvse xmlns:r="urn:gembus:reservation:v1"><r:providerId>NL-TNM</r:providerId>'
-        "<r:contractId>NL-TNM-000122045-U</r:contractId><r:evseId>DE*ICE*E100003*1</r:evseId>"
-        "<r:requestedExpiry>2030-01-01T10:00:00Z</r:requestedExpiry></r:ReserveEvse>",
-        wsse_header(*TNM) + target,
-    )
+    body = raw_reserve("DE*ICE*E100003*1", target)
     answer = requests.post(
         f"{live_server.base_url}/gateway/reservation",
         data=body,
