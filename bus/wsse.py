@@ -170,6 +170,11 @@ class Authenticator:
         else:
             raise AuthenticationError("only PasswordDigest UsernameTokens are accepted here")
         assert credential is not None
+        if not credential.active and claim is not None:
+            # The cache may predate an approval: decide on a fresh read, never the cache.
+            credential = self.store.credential_for(token.username, fresh=True)
+            _verify_digest(token, credential)
+            assert credential is not None
         if not credential.active:
             raise AuthenticationError("the partner is not active")
         return Verified(token, credential, claim)

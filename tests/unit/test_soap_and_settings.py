@@ -201,3 +201,19 @@ def test_a_new_password_works_although_the_cache_holds_the_old_one() -> None:
         == "ice"
     )
     assert store.fresh_reads == 1
+
+
+def test_a_partner_approved_since_it_was_cached_is_let_in() -> None:
+    """The cache may hold a partner as pending; approval must work at the next request."""
+
+    class StaleInactive(FakeIdentityStore):
+        def credential_for(self, username: str, *, fresh: bool = False) -> Credential | None:
+            credential = super().credential_for(username, fresh=fresh)
+            if credential is not None and not fresh:  # cached before the approval
+                return Credential(username, credential.password, False, None, self.version)
+            return credential
+
+    store = StaleInactive()
+    header = _header(wsse_header("ice", "s3cret-password"))
+    assert Authenticator(store).authenticate(header).partner_id == "ice"
+    assert store.fresh_reads == 1
