@@ -15,6 +15,12 @@ Outcomes (wsdl/notification.wsdl):
 * anything else -- refused connection, timeout, HTTP 5xx, ``Server`` fault, an answer that is
   not SOAP: retried after an exponential backoff with jitter, dead after ``max_attempts``.
 
+Rows carry a message *kind* that picks the SOAPAction and how the answer is read
+(:class:`MessageKind`): ``notify`` (above) here, ``sdr_receiver`` (a ReceiveSdrs batch with
+per-record acks) in bus/sdr_push.py; the worker is given every kind it delivers. A kind may
+answer a partly successful batch with a *follow-up* delivery of the rest, which the relay
+queues in the same transaction, due after the backoff.
+
 Retries happen here and nowhere else (STYLE.md §11).
 """
 
@@ -23,8 +29,8 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import urllib3
@@ -34,6 +40,7 @@ from bus.soap import SOAP11_ENV, SOAP12_ENV
 from domain.ports import UnitOfWork
 from domain.pubsub import (
     NOTIFICATION_NS,
+    Delivery,
     DeliveryStatus,
     OutboxEntry,
     Settlement,
@@ -43,7 +50,6 @@ from gembus.logging import get_logger
 
 COMMON_NS = "urn:gembus:common:v1"
 NOTIFY_ACTION = f'"{NOTIFICATION_NS}/Notify"'
-_HEADERS = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": NOTIFY_ACTION}
 _ENVELOPE_START = (
     f'<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="{SOAP11_ENV}"><soap:Body>'
 ).encode()
@@ -85,6 +91,8 @@ class Outcome:
     retryable: bool = True
     error: str | None = None
     suspend_subscription: bool = False
+    #: What is still to be sent after a partly successful answer; queued by the relay.
+    follow_up: Delivery | None = None
 
 
 DELIVERED = Outcome(delivered=True, retryable=False)
@@ -130,6 +138,21 @@ def classify(status_code: int, body: bytes, event_id: str) -> Outcome:
     return Outcome(False, error=f"HTTP {status_code}: unexpected answer {child.tag}")
 
 
+def read_answer(status_code: int, body: bytes) -> etree._Element | Outcome:
+    """An answer's Body child, or the outcome when it is a fault or no SOAP at all (for the
+    classifiers of other message kinds)."""
+    try:
+        root = etree.fromstring(body, _PARSER) if body else None
+    except etree.XMLSyntaxError:
+        root = None
+    child = _body_child(root)
+    if child is None:
+        return Outcome(False, error=f"HTTP {status_code}: the answer is not a SOAP envelope")
+    if etree.QName(child).localname == "Fault":
+        return _fault(child)
+    return child
+
+
 def _body_child(root: etree._Element | None) -> etree._Element | None:
     if root is None:
         return None
@@ -162,6 +185,29 @@ def _soap_fault_code(fault: etree._Element) -> str:
     return text.rsplit(":", 1)[-1].strip() or "Server"
 
 
+# ------------------------------------------------------------------------------ kinds
+
+
+@dataclass(frozen=True)
+class MessageKind:
+    """How one kind of outbox row travels: its SOAPAction and how its answer is read."""
+
+    soap_action: str  # the bare action URI
+    classify: Callable[[OutboxEntry, int, bytes], Outcome]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{self.soap_action}"'}
+
+
+NOTIFY = MessageKind(
+    f"{NOTIFICATION_NS}/Notify",
+    lambda entry, status, body: classify(status, body, entry.idempotency_key),
+)
+#: The kinds a relay delivers unless told otherwise (`gembus worker` adds bus/sdr_push.py's).
+DEFAULT_KINDS: Mapping[str, MessageKind] = {"notify": NOTIFY}
+
+
 # ------------------------------------------------------------------------------ transport
 
 
@@ -174,24 +220,33 @@ class Courier:
     redirects and no transport-level retries: the relay's backoff owns every retry.
     """
 
-    def __init__(self, timeout_s: float, pool: urllib3.PoolManager | None = None) -> None:
+    def __init__(
+        self,
+        timeout_s: float,
+        pool: urllib3.PoolManager | None = None,
+        kinds: Mapping[str, MessageKind] | None = None,
+    ) -> None:
         self.timeout = urllib3.Timeout(total=timeout_s)
         self.pool = pool or http_pool()
+        self.kinds = kinds or DEFAULT_KINDS
 
     def deliver(self, entry: OutboxEntry) -> Outcome:
+        kind = self.kinds.get(entry.kind)
+        if kind is None:  # a dead letter until a worker that knows the kind re-drives it
+            return Outcome(False, retryable=False, error=f"no courier for kind {entry.kind!r}")
         try:
             response = self.pool.request(
                 "POST",
                 entry.endpoint_url,
                 body=envelope(entry.payload),
-                headers=_HEADERS,
+                headers=kind.headers,
                 timeout=self.timeout,
                 redirect=False,
                 retries=False,
             )
         except (urllib3.exceptions.HTTPError, ValueError) as exc:
             return Outcome(False, error=f"transport: {type(exc).__name__}: {exc}"[:_MAX_ERROR])
-        return classify(response.status, response.data, entry.idempotency_key)
+        return kind.classify(entry, response.status, response.data)
 
     def close(self) -> None:
         self.pool.clear()
@@ -274,10 +329,24 @@ class Relay:
                     uow.outbox.set_subscription_status(
                         entry.subscription_id, SubscriptionStatus.SUSPENDED
                     )
+            uow.outbox.enqueue(self._follow_ups(results, now))
             uow.commit()
         self.stats.add(settlements)
         self._log(results, settlements)
         return len(entries)
+
+    def _follow_ups(
+        self, results: list[tuple[OutboxEntry, Outcome]], now: datetime
+    ) -> list[Delivery]:
+        """The rest of partly delivered batches, due after the backoff of a failed attempt."""
+        return [
+            replace(
+                o.follow_up,
+                available_at=now + timedelta(seconds=self.policy.delay(e.attempts + 1)),
+            )
+            for e, o in results
+            if o.follow_up is not None
+        ]
 
     def run(self, stop: threading.Event, *, idle_s: float = 1.0, once: bool = False) -> None:
         """Until ``stop`` is set (``once``: until nothing is due); waits ``idle_s`` when idle."""
@@ -298,7 +367,14 @@ class Relay:
         self, results: list[tuple[OutboxEntry, Outcome]], settlements: list[Settlement]
     ) -> None:
         for (entry, outcome), s in zip(results, settlements, strict=True):
-            if not outcome.delivered:
+            if outcome.delivered and outcome.error:  # delivered, but part of it was refused
+                self.log.warning(
+                    "outbox.partly_refused",
+                    outbox_id=entry.id,
+                    event_id=entry.idempotency_key,
+                    error=outcome.error,
+                )
+            elif not outcome.delivered:
                 self.log.warning(
                     "outbox.not_delivered",
                     outbox_id=entry.id,
@@ -320,12 +396,13 @@ def run_relays(
     idle_s: float,
     once: bool,
     stop: threading.Event,
+    kinds: Mapping[str, MessageKind] | None = None,
 ) -> RelayStats:
     """Run ``concurrency`` relay threads until ``stop`` (or, with ``once``, until drained)."""
     stats = RelayStats()
 
     def work() -> None:
-        courier = Courier(timeout_s)
+        courier = Courier(timeout_s, kinds=kinds)
         try:
             Relay(uow_factory, courier, policy, batch=batch, stats=stats).run(
                 stop, idle_s=idle_s, once=once
@@ -344,4 +421,13 @@ def run_relays(
     return stats
 
 
-__all__ = ["Courier", "Outcome", "Relay", "RetryPolicy", "classify", "settle"]
+__all__ = [
+    "NOTIFY",
+    "Courier",
+    "MessageKind",
+    "Outcome",
+    "Relay",
+    "RetryPolicy",
+    "classify",
+    "settle",
+]

@@ -6,11 +6,32 @@ rolls back unless told to commit.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
+from domain.clearing.financial import (
+    DayTotal,
+    GrossLine,
+    Period,
+    PlanFilter,
+    PricePlan,
+    Statement,
+    StatementItem,
+    Window,
+)
+from domain.clearing.sdr import (
+    CheckQuery,
+    Decline,
+    DeliveryMode,
+    DeliverySetting,
+    PendingQuery,
+    SdrEntry,
+    SdrStatus,
+    SdrVersion,
+    StoredSdr,
+)
 from domain.marketplace.model import (
     LifecycleState,
     Offering,
@@ -32,6 +53,18 @@ from domain.pubsub import (
     Topic,
 )
 from domain.route_policy import RoutePolicy
+
+if TYPE_CHECKING:  # the clearing-house authorization models import this module themselves
+    from domain.clearing.authorization import AuthorizationSettings, Decision, DecisionFilter
+    from domain.clearing.customer_contracts import (
+        ContractStatus,
+        Digest,
+        StagedChunk,
+        StoredContract,
+        UploadOutcome,
+        UploadRecord,
+        Upsert,
+    )
 
 
 class PartnerRepository(Protocol):
@@ -161,6 +194,152 @@ class OutboxRepository(Protocol):
     def purge_delivered(self, before: datetime) -> int: ...
 
 
+class SdrRepository(Protocol):
+    """Service detail records, their versions and the EVSPs' delivery settings
+    (persistence/sdr.py). Writes join the caller's transaction; ``lock=True`` reads lock the
+    rows until it ends (``FOR UPDATE`` on PostgreSQL), so concurrent requests decide in turn.
+    """
+
+    def current(self, sdr_ids: Sequence[str], *, lock: bool) -> dict[str, StoredSdr]: ...
+    def add(self, versions: Sequence[SdrVersion], forwarded: Collection[str]) -> set[str]:
+        """Insert first versions; returns the sdrIds inserted (others exist already)."""
+        ...
+
+    def revise(self, version: SdrVersion, previous: int, forwarded: bool) -> bool: ...
+    def reject(self, sdr_id: str, version: int, content_hash: str, at: datetime) -> bool: ...
+    def addressed_to(
+        self, provider_partner_id: str, provider_key: str, sdr_ids: Sequence[str]
+    ) -> dict[str, StoredSdr]:
+        """The records among ``sdr_ids`` routed to this EVSP provider ID, locked."""
+        ...
+
+    def decide(
+        self, decisions: Sequence[tuple[str, int, SdrStatus, Decline | None]], at: datetime
+    ) -> None: ...
+    def check(self, query: CheckQuery) -> tuple[list[SdrEntry], int]: ...
+    def pending(self, query: PendingQuery) -> tuple[list[SdrEntry], int]: ...
+    def oldest_unforwarded(
+        self, provider_partner_id: str, before: datetime
+    ) -> tuple[str, datetime] | None:
+        """(provider key, receivedAt) of the oldest pending record not pushed in its version."""
+        ...
+
+    def count_unforwarded(
+        self, provider_partner_id: str, provider_key: str, period: tuple[datetime, datetime]
+    ) -> int: ...
+    def unforwarded(
+        self,
+        provider_partner_id: str,
+        provider_key: str,
+        period: tuple[datetime, datetime],
+        limit: int,
+    ) -> list[SdrEntry]:
+        """Pending records not yet pushed in their version, locked (SKIP LOCKED)."""
+        ...
+
+    def mark_forwarded(self, entries: Sequence[SdrEntry]) -> None: ...
+    def delivery_modes(self, partner_ids: Collection[str]) -> dict[str, DeliveryMode]: ...
+    def set_delivery(self, setting: DeliverySetting) -> None: ...
+    def delivery_settings(self) -> list[DeliverySetting]: ...
+
+
+class ClearingRepository(Protocol):
+    """Price plans and clearing statements (persistence/clearing.py)."""
+
+    def add_plan(self, plan: PricePlan) -> None: ...
+    def update_plan(self, plan: PricePlan) -> None: ...
+    def end_plan(self, plan_id: str, window: Window, at: datetime) -> None: ...
+    def get_plan(self, plan_id: str) -> PricePlan | None: ...
+    def plans_of_pair(
+        self, operator_key: str, provider_key: str, service_type: str, currency: str
+    ) -> list[PricePlan]:
+        """Every plan of the pair, locked until the transaction ends (placement decides)."""
+        ...
+
+    def list_plans(
+        self,
+        visible: tuple[set[str], set[str]] | None,
+        plan_filter: PlanFilter,
+        page: tuple[int, int],
+    ) -> tuple[list[PricePlan], int]:
+        """``visible``: (operator keys, provider keys) the caller may see; None = all."""
+        ...
+
+    def mark_plans_used(self, plan_ids: Collection[str]) -> None: ...
+    def price_day(self, day: Period, cut_off: datetime) -> tuple[list[DayTotal], int]:
+        """The day's approved SDRs priced and summed per (debtor, creditor, currency, plan),
+        and the count of those no plan prices."""
+        ...
+
+    def add_statement(self, statement: Statement) -> None: ...
+    def issued_statement(self, period: Period) -> Statement | None: ...
+    def get_statement(self, statement_id: str) -> Statement | None: ...
+    def purge_provisional(self, now: datetime) -> int: ...
+    def items(
+        self, statement: Statement, line: GrossLine, offset: int, limit: int
+    ) -> list[StatementItem]: ...
+
+
+class CustomerContractRepository(Protocol):
+    """EVSPs' stored customer contracts and their uploads (persistence/clearing_authorization.py).
+
+    Contracts are keyed on the normalised contract ID; tokens are found by digest only.
+    """
+
+    def lock_provider(self, provider_key: str, partner_id: str) -> None:
+        """Hold the provider's upload lock until the transaction ends (uploads one at a time);
+        Client.UploadInProgress when it cannot be had in reasonable time."""
+        ...
+
+    def find_upload(
+        self, provider_key: str, upload_id: str, chunk_index: int
+    ) -> UploadOutcome | None: ...
+    def discard_stale_chunks(self, provider_key: str, before: datetime) -> int: ...
+    def staged_chunks(self, provider_key: str, upload_id: str) -> list[StagedChunk]: ...
+    def close_chunks(self, provider_key: str, upload_id: str) -> None: ...
+    def add_upload(self, record: UploadRecord) -> None: ...
+    def content_hashes(self, provider_key: str, keys: Sequence[str]) -> dict[str, str]: ...
+    def token_owners(
+        self, provider_key: str, digests: Collection[Digest]
+    ) -> dict[Digest, str]: ...
+    def upsert(
+        self,
+        provider_id: str,
+        provider_key: str,
+        partner_id: str,
+        writes: Sequence[Upsert],
+        upload_id: str,
+        at: datetime,
+    ) -> None: ...
+    def delete(self, provider_key: str, keys: Sequence[str]) -> int: ...
+    def delete_all_except(self, provider_key: str, keys: Sequence[str]) -> int: ...
+    def count(self, provider_key: str) -> int: ...
+    def get(self, key: str) -> StoredContract | None: ...
+    def by_tokens(self, digests: Collection[Digest]) -> list[StoredContract]: ...
+    def search(
+        self,
+        provider_keys: Sequence[str] | None,
+        key: str | None,
+        status: ContractStatus | None,
+        updated_since: datetime | None,
+        at: datetime,
+        page: tuple[int, int],
+    ) -> tuple[list[StoredContract], int]: ...
+
+
+class AuthorizationRepository(Protocol):
+    """Per-EVSP authorization settings and the decisions audit
+    (persistence/clearing_authorization.py)."""
+
+    def get_settings(self, partner_id: str) -> AuthorizationSettings | None: ...
+    def put_settings(self, settings: AuthorizationSettings) -> None: ...
+    def delete_settings(self, partner_id: str) -> None: ...
+    def all_settings(self) -> list[AuthorizationSettings]: ...
+    def decisions(
+        self, query: DecisionFilter, page: tuple[int, int]
+    ) -> tuple[list[Decision], int]: ...
+
+
 class PasswordVault(Protocol):
     """Hashes passwords for verification and seals them for PasswordDigest checks."""
 
@@ -181,6 +360,18 @@ class UnitOfWork(Protocol):
     @property
     def outbox(self) -> OutboxRepository: ...
 
+    @property
+    def sdrs(self) -> SdrRepository: ...
+
+    @property
+    def clearing(self) -> ClearingRepository: ...
+
+    @property
+    def customer_contracts(self) -> CustomerContractRepository: ...
+
+    @property
+    def authorizations(self) -> AuthorizationRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -194,10 +385,13 @@ class UnitOfWork(Protocol):
 
 
 __all__ = [
+    "AuthorizationRepository",
+    "CustomerContractRepository",
     "OutboxRepository",
     "PartnerData",
     "PartnerRepository",
     "PasswordVault",
+    "SdrRepository",
     "Settlement",
     "UnitOfWork",
 ]

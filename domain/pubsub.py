@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -187,6 +188,12 @@ class Delivery:
     endpoint_url: str
     payload: str  # the Notify element
     created_at: datetime  # the event's occurredAt: the delivery is due from then on
+    #: What the payload is, which picks its SOAPAction and how its answer is read
+    #: (bus/delivery.py): "notify" (a Notify envelope) or "sdr_receiver" (ReceiveSdrs, whose
+    #: subscription_id is the receiving EVSP's partner ID).
+    kind: str = "notify"
+    #: Not due before this instant (a resend after a partial answer); None: created_at.
+    available_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +213,7 @@ class OutboxEntry:
     created_at: datetime
     delivered_at: datetime | None
     event_id: str
+    kind: str = "notify"
 
 
 @dataclass(frozen=True)
@@ -245,6 +253,40 @@ def publish(
         for s in uow.outbox.active_subscriptions(topic)
         if _matches(s, event, owner)
     ]
+    uow.outbox.enqueue(deliveries)
+    return deliveries
+
+
+def publish_all(
+    uow: UnitOfWork, topic: Topic, events: Iterable[Event], occurred_at: datetime | None = None
+) -> list[Delivery]:
+    """``publish`` for many events of one topic, in the caller's transaction.
+
+    The subscriptions are read once and each SdrAvailable owner once per provider ID, so a
+    batch of 500 SDRs costs one query instead of a thousand; when nobody subscribes, the
+    events (a generator is fine) are never even built.
+    """
+    subscriptions = uow.outbox.active_subscriptions(topic)
+    if not subscriptions:
+        return []
+    occurred_at = occurred_at or datetime.now(UTC)
+    owners: dict[str, str | None] = {}
+    deliveries: list[Delivery] = []
+    for event in events:
+        if _TOPIC_OF[type(event)] is not topic:
+            raise ValueError(f"a {type(event).__name__} cannot be published on {topic.value}")
+        owner = None
+        if isinstance(event, SdrAvailable):
+            key = event.provider_id.key
+            if key not in owners:
+                owners[key] = uow.partners.owner_of_identifier("provider", key)
+            owner = owners[key]
+        event_id = "E" + uuid.uuid4().hex
+        deliveries += [
+            _delivery(event_id, topic, s, event, occurred_at)
+            for s in subscriptions
+            if _matches(s, event, owner)
+        ]
     uow.outbox.enqueue(deliveries)
     return deliveries
 

@@ -8,7 +8,7 @@ SQLite URL, a key); nothing else constructs these objects.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,8 +22,13 @@ from bus.pipeline import Handler, Pipeline
 from bus.routing import Router
 from bus.wsse import Authenticator
 from domain.marketplace.validation import ContractValidator
+from endpoints.authorization import service as authorization
 from endpoints.contract_validation import service as contract_validation
+from endpoints.customer_contracts import service as customer_contracts
+from endpoints.financial_clearing import service as financial_clearing
 from endpoints.marketplace import service as marketplace
+from endpoints.sdr import service as sdr
+from gembus.clearing_house import build_authorizer
 from gembus.context import RequestContext, Services
 from gembus.identity import SqlIdentityStore
 from gembus.logging import configure, get_logger
@@ -55,6 +60,8 @@ class Gembus:
 
 #: Self-registration is the one thing a partner can do before it has credentials.
 ANONYMOUS_OPERATIONS = frozenset({("marketplace", "RegisterPartner")})
+#: Operations that record the caller's nonce in their own statement (one round trip in all).
+DEFERRED_NONCE_OPERATIONS = frozenset({("authorization", "AuthorizeRoaming")})
 
 
 def build_handlers() -> dict[str, dict[str, Handler]]:
@@ -95,6 +102,10 @@ def build_handlers() -> dict[str, dict[str, Handler]]:
     return {
         "marketplace": dict.fromkeys(marketplace_ops, market.call),
         "contract_validation": dict(contract_validation.HANDLERS),
+        "authorization": dict(authorization.HANDLERS),
+        "customer_contracts": dict(customer_contracts.HANDLERS),
+        "sdr": dict(sdr.HANDLERS),
+        "financial_clearing": dict(financial_clearing.HANDLERS),
     }
 
 
@@ -123,11 +134,16 @@ def build(settings: Settings | None = None) -> Gembus:
         build_handlers(),
         validate_requests=settings.validate_requests,
         anonymous_operations=ANONYMOUS_OPERATIONS,
+        deferred_nonce_operations=DEFERRED_NONCE_OPERATIONS,
     )
     contracts = all_contracts()
     services = Services(
         ContractValidator(lambda: SqlUnitOfWork(session_factory)), ZeepContractInspector()
     )
+    authorizer = build_authorizer(
+        session_factory, fast, services.validator, settings.operator_partner_id
+    )
+    services = replace(services, authorizer=authorizer)
     context_factory = _context_factory(session_factory, vault, services)
     app = GembusApp(settings, contracts, pipeline, engine, context_factory)
     app.gateway = Gateway(

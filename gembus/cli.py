@@ -1,4 +1,4 @@
-"""The ``gembus`` command: serve, worker, db, demo, partner, gateway, outbox and events.
+"""The ``gembus`` command: serve, worker, db, demo, partner, gateway, clearing, outbox, events.
 
 Every command and group has ``--help``. Commands that change data run one use case in one
 unit of work, exactly like a SOAP request would, so the same rules apply.
@@ -83,8 +83,17 @@ def serve(bind: str | None, workers: int | None) -> None:
     help="rows claimed per transaction",
 )
 @click.option("--once", is_flag=True, help="deliver what is due now, then exit")
-def worker(concurrency: int, batch: int, once: bool) -> None:
-    """Deliver the outbox: claim due rows, POST Notify, retry with backoff, dead-letter.
+@click.option(
+    "--sdr-batches-every",
+    "batches_every",
+    type=click.FloatRange(0),
+    default=300.0,
+    show_default=True,
+    help="seconds between runs of `gembus sdr deliver-batches` in this worker (0: never)",
+)
+def worker(concurrency: int, batch: int, once: bool, batches_every: float) -> None:
+    """Deliver the outbox: claim due rows, POST Notify or ReceiveSdrs, retry with backoff,
+    dead-letter; and every few minutes queue the SDR batches of closed periods.
 
     Run any number of workers, on any machine sharing the PostgreSQL database: each claims
     its own rows (FOR UPDATE SKIP LOCKED). On SQLite run one. SIGTERM or Ctrl-C finishes the
@@ -94,6 +103,7 @@ def worker(concurrency: int, batch: int, once: bool) -> None:
     import threading
 
     from bus.delivery import RetryPolicy, run_relays
+    from bus.sdr_push import outbox_kinds
 
     gembus = _gembus()
     settings = gembus.settings
@@ -107,6 +117,10 @@ def worker(concurrency: int, batch: int, once: bool) -> None:
         settings.outbox_max_attempts, settings.outbox_backoff_base_s, settings.outbox_backoff_cap_s
     )
     click.echo(f"gembus worker: {concurrency} relay thread(s), batch {batch}", err=True)
+    if batches_every > 0 and not once:
+        threading.Thread(
+            target=_sdr_batches, args=(gembus, batches_every, stop), name="sdr-batches", daemon=True
+        ).start()
     stats = run_relays(
         gembus.uow,
         policy,
@@ -116,8 +130,27 @@ def worker(concurrency: int, batch: int, once: bool) -> None:
         idle_s=settings.outbox_poll_s,
         once=once,
         stop=stop,
+        kinds=outbox_kinds(),
     )
     click.echo(f"delivered {stats.delivered}, retry later {stats.retried}, dead {stats.dead}")
+
+
+def _sdr_batches(gembus: Any, every_s: float, stop: Any) -> None:
+    """The worker's batch thread: `gembus sdr deliver-batches` every ``every_s`` seconds."""
+    from datetime import UTC, datetime
+
+    from domain.clearing.sdr_delivery import forward_batches
+    from gembus.logging import get_logger
+
+    log = get_logger("gembus.sdr")
+    while not stop.is_set():
+        try:
+            for report in forward_batches(gembus.uow, datetime.now(UTC)):
+                if not report.skipped:
+                    log.info("sdr.batch_queued", batch_id=report.batch_id, records=report.records)
+        except Exception:  # the database is down: log, wait, try again
+            log.exception("sdr.batches_failed")
+        stop.wait(every_s)
 
 
 @main.group()
@@ -269,6 +302,88 @@ def gateway_policy(
 
 
 @main.group()
+def clearing() -> None:
+    """Financial clearing: issue a period's statement, export statements as CSV."""
+
+
+@clearing.command("run")
+@click.option("--period", required=True, help="the month to clear, YYYY-MM (UTC)")
+@click.option(
+    "--cut-off",
+    default=None,
+    help="ISO instant: SDRs received or approved later wait for the next run (default: now)",
+)
+def clearing_run(period: str, cut_off: str | None) -> None:
+    """Issue PERIOD's clearing statement: price every approved SDR with the plan valid at
+    its session start, day by day (the progress bar), and store the gross lines. A period is
+    issued once; the plans it used can then only be ended by successors."""
+    from datetime import UTC, datetime
+
+    from domain.clearing.financial import Period, StatementStatus, run_statement
+
+    gembus = _gembus()
+    now = datetime.now(UTC)
+    with _errors():
+        month = Period.month(period)
+        cut = _instant(cut_off) if cut_off else now
+        with (
+            gembus.uow() as uow,
+            click.progressbar(
+                length=len(month.days()), label=f"pricing {period}", file=sys.stderr
+            ) as bar,
+        ):
+            statement = run_statement(
+                uow, "cli", month, cut, StatementStatus.ISSUED, now, lambda day: bar.update(1)
+            )
+            uow.commit()
+    click.echo(
+        f"issued {statement.statement_id}: {statement.sdr_count} SDRs priced in "
+        f"{len(statement.lines)} gross lines, {statement.unpriced_count} without a price plan"
+    )
+    for line in statement.lines:
+        click.echo(
+            f"  {line.currency} {line.debtor} owes {line.creditor} {line.amount} "
+            f"({line.sdr_count} SDRs)"
+        )
+
+
+@clearing.command("statement")
+@click.argument("statement_id")
+@click.option(
+    "--strategy",
+    type=click.Choice(["gross", "netted"]),
+    default="gross",
+    show_default=True,
+    help="one line per direction, or the pairwise difference",
+)
+@click.option(
+    "--output", type=click.Path(dir_okay=False), default="-", help="CSV file (- = stdout)"
+)
+def clearing_statement(statement_id: str, strategy: str, output: str) -> None:
+    """Export STATEMENT_ID as CSV (every line; the items stay available over SOAP)."""
+    from datetime import UTC, datetime
+
+    from domain.clearing.financial import Strategy, readable_statement, statement_csv
+    from domain.marketplace.partners import SYSTEM_ACTOR
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        statement = readable_statement(uow, SYSTEM_ACTOR, statement_id, datetime.now(UTC))
+    with click.open_file(output, "w") as out:
+        out.write(statement_csv(statement, statement.lines, Strategy(strategy)))
+
+
+def _instant(text: str) -> Any:
+    from datetime import UTC, datetime
+
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r} is not an ISO 8601 instant") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@main.group()
 def events() -> None:
     """Publish/subscribe events (an operator's tool until the domains publish their own)."""
 
@@ -361,6 +476,197 @@ def _event(topic: Any, o: dict[str, Any], now: Any) -> Any:
 
 
 @main.group()
+def authorization() -> None:
+    """Roaming authorization at the clearing house."""
+
+
+@authorization.group("settings")
+def authorization_settings() -> None:
+    """How each EVSP's customers are authorized: its stored list or a live ask of its own
+    endpoint (with a timeout and a fallback). Without settings an EVSP gets the defaults:
+    storedList, 1500 ms, fallback deny."""
+
+
+@authorization_settings.command("show")
+@click.argument("partner_id", required=False)
+def authorization_settings_show(partner_id: str | None) -> None:
+    """Show PARTNER_ID's settings (defaults included), or every EVSP that has set some."""
+    from domain.clearing.authorization import settings_of
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        if partner_id is not None:
+            found = [settings_of(uow, partner_id)]
+        else:
+            found = uow.authorizations.all_settings()
+    for s in found:
+        since = (
+            f"set {s.updated_at:%Y-%m-%d %H:%M} by {s.updated_by}" if s.updated_at else "defaults"
+        )
+        click.echo(
+            f"{s.partner_id:<24} mode={s.mode.value:<10} timeout={s.live_timeout_ms} ms "
+            f"fallback={s.fallback.value:<10} ({since})"
+        )
+    if partner_id is None:
+        click.echo(f"-- {len(found)} EVSPs with settings; all others use the defaults")
+
+
+@authorization_settings.command("set")
+@click.argument("partner_id")
+@click.option(
+    "--mode",
+    type=click.Choice(["storedList", "liveEvsp"]),
+    default=None,
+    help="storedList: the contracts the EVSP uploaded; liveEvsp: ask its authorization service",
+)
+@click.option(
+    "--timeout-ms",
+    type=click.IntRange(50, 30_000),
+    default=None,
+    help="how long a live ask may take before the fallback applies",
+)
+@click.option(
+    "--fallback",
+    type=click.Choice(["deny", "storedList"]),
+    default=None,
+    help="when the live EVSP is silent: deny (EVSP_TIMEOUT) or decide from the stored list",
+)
+def authorization_settings_set(
+    partner_id: str, mode: str | None, timeout_ms: int | None, fallback: str | None
+) -> None:
+    """Set the EVSP PARTNER_ID's authorization settings; unset options keep their value.
+    Every node applies them with its next decision."""
+    from datetime import UTC, datetime
+
+    from domain.clearing.authorization import AuthorizationMode, LiveFallback, set_settings
+
+    if mode is None and timeout_ms is None and fallback is None:
+        raise click.UsageError("give --mode, --timeout-ms and/or --fallback")
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        stored = set_settings(
+            uow,
+            partner_id,
+            mode=AuthorizationMode(mode) if mode else None,
+            live_timeout_ms=timeout_ms,
+            fallback=LiveFallback(fallback) if fallback else None,
+            actor="cli",
+            at=datetime.now(UTC),
+        )
+        uow.commit()
+    click.echo(
+        f"{partner_id}: mode={stored.mode.value} timeout={stored.live_timeout_ms} ms "
+        f"fallback={stored.fallback.value}"
+    )
+
+
+@authorization_settings.command("reset")
+@click.argument("partner_id")
+def authorization_settings_reset(partner_id: str) -> None:
+    """Drop PARTNER_ID's settings: the defaults apply again."""
+    from domain.clearing.authorization import reset_settings
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        reset_settings(uow, partner_id)
+        uow.commit()
+    click.echo(f"{partner_id}: defaults (storedList, 1500 ms, fallback deny)")
+
+
+@main.group()
+def sdr() -> None:
+    """SDR forwarding: how each EVSP gets its SDRs, and the batch job."""
+
+
+@sdr.group("delivery")
+def sdr_delivery() -> None:
+    """Per-EVSP delivery: push at once, daily/weekly/monthly batches, or pull."""
+
+
+@sdr_delivery.command("set")
+@click.option("--evsp", "partner_id", required=True, help="the EVSP's partner ID")
+@click.option(
+    "--mode",
+    type=click.Choice(["push", "daily", "weekly", "monthly", "pull"]),
+    required=True,
+    help="push: each SDR at once; daily/weekly/monthly: a batch per closed UTC period; "
+    "pull: nothing is pushed, the EVSP calls GetPendingSdrs",
+)
+def sdr_delivery_set(partner_id: str, mode: str) -> None:
+    """Set how EVSP gets its SDRs (pushes go to its published sdr_receiver service). Records
+    not yet pushed follow the new mode; pending records can always be pulled as well."""
+    from datetime import UTC, datetime
+
+    from domain.clearing.sdr import DeliveryMode
+    from domain.clearing.sdr_delivery import receiver_endpoint, set_delivery_mode
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        setting = set_delivery_mode(uow, partner_id, DeliveryMode(mode), "cli", datetime.now(UTC))
+        url = receiver_endpoint(uow, partner_id)
+        uow.commit()
+    click.echo(f"{partner_id}: {setting.mode.value}")
+    if setting.mode.value != "pull" and url is None:
+        click.echo(
+            f"warning: {partner_id} has no published sdr_receiver service yet; its SDRs wait "
+            "for pull until it publishes one (then `gembus sdr deliver-batches` catches up)",
+            err=True,
+        )
+
+
+@sdr_delivery.command("list")
+def sdr_delivery_list() -> None:
+    """List the EVSPs' delivery modes and receiver endpoints (an EVSP not listed pulls)."""
+    from domain.clearing.sdr_delivery import receiver_endpoint
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        settings = uow.sdrs.delivery_settings()
+        rows = [(s, receiver_endpoint(uow, s.partner_id)) for s in settings]
+    for setting, url in rows:
+        when = setting.updated_at.isoformat(timespec="seconds")
+        click.echo(f"{setting.partner_id:<24} {setting.mode.value:<8} {when} {url or '-'}")
+    click.echo(f"-- {len(rows)} EVSPs with a delivery setting; every other EVSP pulls")
+
+
+@sdr.command("deliver-batches")
+@click.option(
+    "--as-of",
+    default=None,
+    help="ISO instant deciding which periods are closed (default: now; for backfills)",
+)
+def sdr_deliver_batches(as_of: str | None) -> None:
+    """Queue the batches of every closed day/week/month for EVSPs on a schedule, and push
+    what push-mode EVSPs missed; `gembus worker` delivers them. Repeatable: a record is
+    queued once per version, and jobs running side by side never take the same records."""
+    from datetime import UTC, datetime
+
+    from domain.clearing.sdr_delivery import forward_batches
+
+    gembus = _gembus()
+    queued = records = 0
+    with _errors():
+        for report in forward_batches(
+            gembus.uow, datetime.now(UTC), as_of=_instant(as_of) if as_of else None
+        ):
+            if report.skipped:
+                click.echo(f"skipped {report.partner_id}: {report.skipped}", err=True)
+                continue
+            queued, records = queued + 1, records + report.records
+            period = (
+                f" {report.period[0]:%Y-%m-%d}..{report.period[1]:%Y-%m-%d}"
+                if report.period
+                else ""
+            )
+            part = f" part {report.part[0]}/{report.part[1]}" if report.part else ""
+            click.echo(
+                f"queued {report.batch_id} -> {report.partner_id} {report.schedule}{period}"
+                f"{part}: {report.records} SDRs"
+            )
+    click.echo(f"{queued} batches, {records} SDRs queued for delivery")
+
+
+@main.group()
 def db() -> None:
     """Database schema commands."""
 
@@ -394,6 +700,10 @@ def demo_load() -> None:
     base = gembus.settings.public_url.rstrip("/") or f"http://{gembus.settings.bind}"
     for line in demo_data.load_marketplace(gembus.uow, base):
         click.echo(f"created  {line}")
+    for line in demo_data.load_customer_contracts(gembus.uow):
+        click.echo(f"loaded   {line}")
+    for line in demo_data.load_sdrs(gembus.uow):
+        click.echo(f"loaded   {line}")
 
 
 @main.group()

@@ -6,13 +6,16 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from domain.marketplace.catalogue import ContractInspector
 from domain.marketplace.validation import ContractValidator
 from domain.partners import Partner
 from domain.ports import PasswordVault, UnitOfWork
 from gembus.errors import AuthenticationError
+
+if TYPE_CHECKING:
+    from domain.clearing.authorizer import Authorizer
 
 
 def new_message_id() -> str:
@@ -26,6 +29,32 @@ class Services:
 
     validator: ContractValidator
     inspector: ContractInspector
+    #: The clearing house's roaming authorization (domain/clearing/authorizer.py).
+    authorizer: Authorizer | None = None
+
+
+class DeferredNonce(Protocol):
+    """A caller whose UsernameToken checked out but whose nonce is still to be recorded.
+
+    For operations that record it in their own database statement (bus/pipeline.py,
+    ``deferred_nonce_operations``): the handler writes ``claim`` with its data and then calls
+    ``settle`` with what that statement learnt, which raises Client.Authentication for a
+    replay (the statement wrote nothing then) or a partner that changed meanwhile.
+    """
+
+    @property
+    def claim(self) -> tuple[str, str, datetime] | None:
+        """Still to record; None once recorded (``consume``) or for a token without nonce."""
+        ...
+
+    @property
+    def settled(self) -> bool: ...
+
+    def settle(self, fresh: bool, partners_version: int) -> None: ...
+
+    def consume(self) -> None:
+        """Record it now in its own statement (before the handler calls a partner system)."""
+        ...
 
 
 @dataclass
@@ -42,6 +71,8 @@ class RequestContext:
     partner: Partner | None = None
     #: Process-wide services handlers may need (SRV 1967 validator, contract inspector).
     services: Services | None = None
+    #: Set when this operation records the caller's nonce itself (see DeferredNonce).
+    deferred_nonce: DeferredNonce | None = None
 
     @property
     def shared(self) -> Services:

@@ -168,3 +168,129 @@ def load_marketplace(uow_factory: Callable[[], UnitOfWork], base_url: str) -> li
         uow.commit()
     done.append(f"roaming agreement {agreement.agreement_id} DE*ICE <-> NL-TNM")
     return done
+
+
+#: Customer contracts the demo EVSPs keep at the clearing house (stored-list authorization):
+#: (EVSP partner, provider ID, contract ID, status, RFID UID or None, entitled services).
+DEMO_CUSTOMER_CONTRACTS = (
+    ("tnm-mobility", "NL-TNM", "NL-TNM-000122045-U", "active", "4F2A19C3", True),
+    ("tnm-mobility", "NL-TNM", "NL-TNM-C00000001-Q", "active", "04A2B3C4D5E680", False),
+    ("tnm-mobility", "NL-TNM", "NL-TNM-C00000002-N", "blocked", "0A0B0C0D", False),
+    ("bmw-emobility", "DE-BMW", "DE*BMW*0010LY*3", "active", "B0B0B0B0", False),
+)
+
+
+def load_customer_contracts(uow_factory: Callable[[], UnitOfWork]) -> list[str]:
+    """Upload the demo EVSPs' customer contracts through the real use case (a full upload
+    per provider with a fixed uploadId: loading twice is answered ``duplicate``)."""
+    from domain.clearing.customer_contracts import (
+        ContractStatus,
+        CustomerContract,
+        EntitledService,
+        LocalizedText,
+        Token,
+        UploadMode,
+        UploadRequest,
+        upload_customer_contracts,
+    )
+
+    extras = (
+        EntitledService("charging"),
+        EntitledService(
+            "reservation", "Reservation", (LocalizedText("Charge point reservation", "en"),)
+        ),
+        EntitledService("valueAddedService", "Co2Reporting"),
+    )
+    validity = Validity(datetime(2024, 1, 1, tzinfo=UTC), datetime(2036, 1, 1, tzinfo=UTC))
+    done = []
+    for partner_id, provider_id in (("tnm-mobility", "NL-TNM"), ("bmw-emobility", "DE-BMW")):
+        contracts = tuple(
+            CustomerContract(
+                contract_id,
+                ContractStatus(status),
+                validity,
+                (Token(uid, "rfid", "mifareCls", "plain"),) if uid else (),
+                None,
+                extras if rich else None,
+            )
+            for evsp, provider, contract_id, status, uid, rich in DEMO_CUSTOMER_CONTRACTS
+            if evsp == partner_id and provider == provider_id
+        )
+        request = UploadRequest(provider_id, UploadMode.FULL, contracts, upload_id="demo-v1")
+        with uow_factory() as uow:
+            actor = uow.partners.get(partner_id)
+            if actor is None:
+                continue
+            outcome = upload_customer_contracts(uow, actor, request, datetime.now(UTC))
+            uow.commit()
+        done.append(
+            f"customer contracts {provider_id}: {outcome.status.value}, "
+            f"{outcome.stored_total} stored"
+        )
+    return done
+
+
+#: The demo SDRs: ICE Charging's sessions for customers of The New Motion, which pulls them.
+DEMO_SDRS = (("DEICEDEMO000001", "21.340", "7.4690"), ("DEICEDEMO000002", "9.500", "3.3250"))
+
+_DEMO_SDR = (
+    '<s:sdr xmlns:s="urn:gembus:sdr:v1" xmlns:rm="urn:gembus:roaming:v1" '
+    'xmlns:cmn="urn:gembus:common:v1"><rm:sdrId>{sdr_id}</rm:sdrId>'
+    "<rm:evseId>DE*ICE*E123456*7</rm:evseId><rm:token><cmn:instance>4F2A19C3</cmn:instance>"
+    "<cmn:tokenType>rfid</cmn:tokenType></rm:token><rm:contractId>NL-TNM-000122045-U"
+    "</rm:contractId><rm:status>new</rm:status><rm:startDateTime>{start}</rm:startDateTime>"
+    "<rm:endDateTime>{end}</rm:endDateTime><rm:duration>000:01:00</rm:duration>"
+    "<rm:chargePointAddress><cmn:country>DE</cmn:country><cmn:city>Berlin</cmn:city>"
+    "<cmn:street>Invalidenstrasse</cmn:street><cmn:houseNumber>117</cmn:houseNumber>"
+    "</rm:chargePointAddress><rm:chargePointType>AC</rm:chargePointType><rm:connectorType>"
+    "<rm:connectorStandard>IEC_62196_T2</rm:connectorStandard><rm:connectorFormat>Socket"
+    "</rm:connectorFormat></rm:connectorType><rm:chargingPeriods><rm:chargingPeriod>"
+    "<rm:startDateTime>{start}</rm:startDateTime><rm:endDateTime>{end}</rm:endDateTime>"
+    "<rm:billingItem>energy</rm:billingItem><rm:billingValue>{kwh}</rm:billingValue>"
+    "<rm:itemPrice>0.3500</rm:itemPrice><rm:periodCost>{cost}</rm:periodCost>"
+    "</rm:chargingPeriod></rm:chargingPeriods><rm:totalCost>{cost}</rm:totalCost>"
+    "<rm:currency>EUR</rm:currency></s:sdr>"
+)
+
+
+def load_sdrs(uow_factory: Callable[[], UnitOfWork]) -> list[str]:
+    """Submit the demo SDRs through the real use case, for sessions that began just after the
+    demo roaming agreement did (so loading twice is answered ``duplicate``)."""
+    from datetime import timedelta
+
+    from lxml import etree
+
+    from domain.clearing.sdr_forwarding import submit_sdrs
+    from domain.marketplace.validation import ContractValidator
+    from endpoints.sdr.messages import decode_sdr
+
+    with uow_factory() as uow:
+        agreements = uow.marketplace.agreements_between("DEICE", "NLTNM")
+    if not agreements:
+        return []
+    begun = min(a.validity.valid_from for a in agreements)
+    start = begun.replace(microsecond=0) + timedelta(seconds=1)
+    end = start + timedelta(minutes=1)
+    records = [
+        decode_sdr(
+            etree.fromstring(
+                _DEMO_SDR.format(
+                    sdr_id=sdr_id, start=start.isoformat(), end=end.isoformat(), kwh=kwh, cost=cost
+                ).encode()
+            ),
+            n,
+        )
+        for n, (sdr_id, kwh, cost) in enumerate(DEMO_SDRS, 1)
+    ]
+    validator = ContractValidator(uow_factory)
+
+    def agreement(operator_id: str, provider_key: str, at: datetime) -> str | None:
+        answer = validator.validate_roaming_agreement(operator_id, provider_key, at)
+        return None if answer.valid else answer.reason.value
+
+    with uow_factory() as uow:
+        ice = uow.partners.get("ice-charging")
+        assert ice is not None
+        lines = submit_sdrs(uow, ice, "DE*ICE", records, datetime.now(UTC), agreement)
+        uow.commit()
+    return [f"SDR {line.sdr_id} {line.outcome.result.value}" for line in lines]

@@ -35,6 +35,7 @@ from domain.pubsub import (
     SubscriptionStatus,
     Topic,
 )
+from persistence.bulk import copy_rows, on_postgres, raw_cursor
 from persistence.tables import OutboxRow, PartnerRow, SubscriptionRow
 
 _CLAIM_COLUMNS = (
@@ -51,7 +52,16 @@ _CLAIM_COLUMNS = (
     OutboxRow.created_at,
     OutboxRow.delivered_at,
     OutboxRow.event_id,
+    OutboxRow.kind,
 )
+
+
+#: From this many rows at once, PostgreSQL takes them by COPY (persistence/bulk.py).
+BULK_ROWS = 32
+_COPY_COLUMNS = (
+    "event_id", "idempotency_key", "topic", "subscription_id", "endpoint_url", "payload",
+    "status", "attempts", "available_at", "created_at", "kind",
+)  # fmt: skip
 
 
 class SqlOutboxRepository:
@@ -140,24 +150,35 @@ class SqlOutboxRepository:
     def enqueue(self, deliveries: Sequence[Delivery]) -> None:
         if not deliveries:
             return
-        self.session.execute(
-            insert(OutboxRow),
-            [
-                {
-                    "event_id": d.event_id,
-                    "idempotency_key": d.idempotency_key,
-                    "topic": d.topic.value,
-                    "subscription_id": d.subscription_id,
-                    "endpoint_url": d.endpoint_url,
-                    "payload": d.payload,
-                    "status": DeliveryStatus.PENDING.value,
-                    "attempts": 0,
-                    "available_at": d.created_at,
-                    "created_at": d.created_at,
-                }
-                for d in deliveries
-            ],
-        )
+        rows = [
+            {
+                "event_id": d.event_id,
+                "idempotency_key": d.idempotency_key,
+                "topic": d.topic.value,
+                "subscription_id": d.subscription_id,
+                "endpoint_url": d.endpoint_url,
+                "payload": d.payload,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "available_at": d.available_at or d.created_at,
+                "created_at": d.created_at,
+                "kind": d.kind,
+            }
+            for d in deliveries
+        ]
+        if len(rows) >= BULK_ROWS and on_postgres(self.session):
+            self._copy(rows)  # an SDR batch announced to its subscribers: hundreds of rows
+            return
+        self.session.execute(insert(OutboxRow), rows)
+
+    def _copy(self, rows: list[dict[str, Any]]) -> None:
+        self.session.flush()
+        cursor = raw_cursor(self.session)
+        try:
+            values = ([r[c] for c in _COPY_COLUMNS] for r in rows)
+            copy_rows(cursor, "outbox", _COPY_COLUMNS, values)
+        finally:
+            cursor.close()
 
     def claim(self, limit: int, now: datetime) -> list[OutboxEntry]:
         query = (
@@ -288,4 +309,5 @@ def _entry(row: Any) -> OutboxEntry:
         created_at=row.created_at,
         delivered_at=row.delivered_at,
         event_id=row.event_id,
+        kind=row.kind,
     )

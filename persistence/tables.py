@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -13,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -41,6 +43,27 @@ class UtcDateTime(TypeDecorator[datetime]):
             return None
         assert isinstance(value, datetime)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ExactDecimal(TypeDecorator[Decimal]):
+    """Money and prices, exact on both databases: NUMERIC on PostgreSQL (SQL can sum it), the
+    decimal text on SQLite (whose NUMERIC goes through float)."""
+
+    impl = Numeric(18, 6)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(String(40))
+        return dialect.type_descriptor(Numeric(18, 6, asdecimal=True))
+
+    def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return str(value) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Decimal | None:
+        return None if value is None else Decimal(str(value))
 
 
 class Base(DeclarativeBase):
@@ -291,3 +314,301 @@ class OutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    #: notify (a Notify envelope) or sdr_receiver (a ReceiveSdrs batch); picks the SOAPAction
+    #: and how the answer is read (bus/delivery.py). Added by migration 0007.
+    kind: Mapped[str] = mapped_column(String(16), default="notify", server_default="notify")
+
+
+class PricePlanRow(Base):
+    """A bilateral wholesale price plan (financial clearing); keys are the normalised IDs."""
+
+    __tablename__ = "price_plan"
+    __table_args__ = (
+        Index("ix_price_plan_pair", "operator_key", "provider_key", "service_type", "currency"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[str] = mapped_column(String(64), unique=True)
+    operator_id: Mapped[str] = mapped_column(String(32))
+    operator_key: Mapped[str] = mapped_column(String(32))
+    provider_id: Mapped[str] = mapped_column(String(32))
+    provider_key: Mapped[str] = mapped_column(String(32))
+    service_type: Mapped[str] = mapped_column(String(32))
+    currency: Mapped[str] = mapped_column(String(3))
+    per_kwh: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    per_minute: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    per_session: Mapped[Decimal | None] = mapped_column(ExactDecimal)
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    contract_reference: Mapped[str | None] = mapped_column(String(64))
+    set_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    used_in_statement: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+
+class ClearingStatementRow(Base):
+    """A clearing run: issued (one per period, immutable) or provisional (kept 24 hours)."""
+
+    __tablename__ = "clearing_statement"
+    __table_args__ = (
+        Index(
+            "ix_clearing_statement_issued_period",
+            "period_start",
+            "period_end",
+            unique=True,
+            postgresql_where=text("status = 'issued'"),
+            sqlite_where=text("status = 'issued'"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    statement_id: Mapped[str] = mapped_column(String(64), unique=True)
+    period_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    period_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    status: Mapped[str] = mapped_column(String(16))
+    cut_off: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    sdr_count: Mapped[int] = mapped_column(Integer)
+    unpriced_count: Mapped[int] = mapped_column(Integer)
+
+
+class ClearingLineRow(Base):
+    """One gross line of a statement: what ``debtor`` owes ``creditor`` in ``currency``."""
+
+    __tablename__ = "clearing_line"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    statement_id: Mapped[str] = mapped_column(String(64), index=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    debtor: Mapped[str] = mapped_column(String(64))
+    creditor: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Decimal] = mapped_column(ExactDecimal)
+    sdr_count: Mapped[int] = mapped_column(Integer)
+
+
+#: Records waiting for their EVSP's decision (GetPendingSdrs, push and batch forwarding).
+_SDR_PENDING = text("status IN ('accepted', 'revised')")
+
+
+class SdrRow(Base):
+    """A service detail record's current state: the latest version, routing and lifecycle.
+
+    Narrow on purpose (the documents live in ``sdr_version``): financial clearing aggregates
+    ``total_cost`` per (creditor operator, debtor EVSP, currency) over millions of rows, and a
+    row without its XML keeps that a scan of a few hundred bytes per record.
+    """
+
+    __tablename__ = "sdr"
+    __table_args__ = (
+        Index(
+            "ix_sdr_pending",
+            "provider_partner_id",
+            "received_at",
+            "sdr_id",
+            postgresql_where=_SDR_PENDING,
+            sqlite_where=_SDR_PENDING,
+        ),
+        Index("ix_sdr_operator", "operator_partner_id", "status_changed_at", "sdr_id"),
+        # financial clearing prices approved records day by day on session start; the index
+        # comes with its tables in migration 0008
+        Index("ix_sdr_clearing_start", "status", "session_start"),
+    )
+
+    id: Mapped[int] = mapped_column(OutboxId, primary_key=True, autoincrement=True)
+    sdr_id: Mapped[str] = mapped_column(String(36), unique=True)
+    #: The creditor: the submitting operator (partner, normalised ID key, wire form).
+    operator_partner_id: Mapped[str] = mapped_column(String(64))
+    operator_key: Mapped[str] = mapped_column(String(8))
+    operator_wire: Mapped[str] = mapped_column(String(16))
+    #: The debtor: the home EVSP that owns the contract ID's provider prefix.
+    provider_partner_id: Mapped[str] = mapped_column(String(64))
+    provider_key: Mapped[str] = mapped_column(String(8))
+    provider_wire: Mapped[str] = mapped_column(String(16))
+    evse_id: Mapped[str] = mapped_column(String(48))
+    contract_id: Mapped[str] = mapped_column(String(24))
+    contract_key: Mapped[str] = mapped_column(String(16))
+    service_type: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(16))
+    version: Mapped[int] = mapped_column(Integer)
+    #: SHA-256 of the latest submission, status included: tells a retry from a change.
+    content_hash: Mapped[str] = mapped_column(String(64))
+    session_start: Mapped[datetime] = mapped_column(UtcDateTime)
+    session_end: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: Net amount (totalCost, else the sum of the period costs) in ``currency``.
+    total_cost: Mapped[Decimal] = mapped_column(ExactDecimal)
+    currency: Mapped[str] = mapped_column(String(3))
+    energy_kwh: Mapped[Decimal] = mapped_column(ExactDecimal)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    status_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    #: The version last queued for push delivery (None: never pushed; pull only).
+    forwarded_version: Mapped[int | None] = mapped_column(Integer)
+    decline_code: Mapped[str | None] = mapped_column(String(32))
+    decline_reason: Mapped[str | None] = mapped_column(Text)
+    declined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SdrVersionRow(Base):
+    """Every stored version of an SDR: the ``rm:sdr`` document as the operator sent it."""
+
+    __tablename__ = "sdr_version"
+
+    sdr_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    document: Mapped[str] = mapped_column(Text)
+
+
+class SdrDeliveryRow(Base):
+    """An EVSP's choice of SDR delivery: push, daily/weekly/monthly batches, or pull."""
+
+    __tablename__ = "sdr_delivery"
+
+    partner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+# --------------------------------------------------------------------------- clearing house:
+# roaming authorization and customer contracts (migration 0006)
+
+
+class CustomerContractRow(Base):
+    """An EVSP's stored customer contract; the whole record (tokens, services) as JSON in its
+    wire form, the columns authorization and read-back filter on beside it."""
+
+    __tablename__ = "customer_contract"
+    __table_args__ = (
+        Index("ix_customer_contract_provider_key", "provider_key", "contract_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_key: Mapped[str] = mapped_column(String(16), unique=True)
+    contract_wire: Mapped[str] = mapped_column(String(18))
+    provider_key: Mapped[str] = mapped_column(String(8))
+    provider_wire: Mapped[str] = mapped_column(String(8))
+    partner_id: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[str] = mapped_column(String(8))
+    valid_from: Mapped[datetime] = mapped_column(UtcDateTime)
+    valid_to: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    record_json: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    upload_id: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+
+
+class CustomerContractTokenRow(Base):
+    """A token digest of a stored contract (never a UID in clear): token-only look-ups and the
+    TOKEN_CONFLICT rule (one token, one contract per provider) use it."""
+
+    __tablename__ = "customer_contract_token"
+    __table_args__ = (
+        UniqueConstraint(
+            "provider_key", "algorithm", "digest", name="uq_customer_contract_token_digest"
+        ),
+        Index("ix_customer_contract_token_digest", "digest"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contract_pk: Mapped[int] = mapped_column(
+        ForeignKey("customer_contract.id", ondelete="CASCADE"), index=True
+    )
+    provider_key: Mapped[str] = mapped_column(String(8))
+    algorithm: Mapped[str] = mapped_column(String(8))
+    digest: Mapped[str] = mapped_column(String(64))
+
+
+class CustomerContractUploadRow(Base):
+    """One processed upload message: its answer (a repeat gets it again) and, for a chunk of
+    a full upload still waiting for the others, the contracts it carried."""
+
+    __tablename__ = "customer_contract_upload"
+    __table_args__ = (
+        UniqueConstraint(
+            "provider_key", "upload_id", "chunk_index", name="uq_customer_contract_upload"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_key: Mapped[str] = mapped_column(String(8))
+    upload_id: Mapped[str] = mapped_column(String(64))
+    chunk_index: Mapped[int] = mapped_column(Integer)  # 0: not chunked
+    chunk_count: Mapped[int | None] = mapped_column(Integer)
+    partner_id: Mapped[str] = mapped_column(String(64))
+    mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    outcome_json: Mapped[str] = mapped_column(Text)
+    staged_json: Mapped[str | None] = mapped_column(Text)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class CustomerContractProviderRow(Base):
+    """One row per uploading provider ID: locking it serialises that provider's uploads."""
+
+    __tablename__ = "customer_contract_provider"
+
+    provider_key: Mapped[str] = mapped_column(String(8), primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(64))
+    last_upload_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuthorizationSettingsRow(Base):
+    """An EVSP's choice of how its customers are authorized; no row means the defaults."""
+
+    __tablename__ = "authorization_settings"
+
+    partner_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16))
+    live_timeout_ms: Mapped[int] = mapped_column(Integer)
+    fallback: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(64))
+
+
+class AuthorizationDecisionRow(Base):
+    """Every roaming authorization decision: who asked, what, why, how fast, from where.
+
+    Written on the hot path in one statement with the caller's nonce
+    (persistence/authorization_log.py); read back by both parties (GetAuthorizationDecisions)
+    and by repeats with the same (operator, partnerSessionId) within ``valid_until``.
+    """
+
+    __tablename__ = "authorization_decision"
+    __table_args__ = (
+        Index("ix_authorization_decision_repeat", "operator_key", "partner_session_id"),
+        Index("ix_authorization_decision_operator", "operator_partner_id", "decided_at"),
+        Index("ix_authorization_decision_provider", "provider_partner_id", "decided_at"),
+    )
+
+    #: The gembus session ID answered to the operator (and quoted in its SDR): the key.
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    decided_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    message_id: Mapped[str] = mapped_column(String(64))
+    caller_partner_id: Mapped[str] = mapped_column(String(64))
+    operator_partner_id: Mapped[str] = mapped_column(String(64))
+    operator_wire: Mapped[str] = mapped_column(String(8))
+    operator_key: Mapped[str | None] = mapped_column(String(8))
+    evse_wire: Mapped[str] = mapped_column(String(41))
+    evse_key: Mapped[str | None] = mapped_column(String(41))
+    contract_wire: Mapped[str | None] = mapped_column(String(18))
+    contract_key: Mapped[str | None] = mapped_column(String(16))
+    token_json: Mapped[str | None] = mapped_column(Text)
+    partner_session_id: Mapped[str | None] = mapped_column(String(64))
+    provider_wire: Mapped[str | None] = mapped_column(String(8))
+    provider_key: Mapped[str | None] = mapped_column(String(8))
+    provider_partner_id: Mapped[str | None] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(24))
+    oicp_code: Mapped[str] = mapped_column(String(3))
+    description: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    stop_json: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

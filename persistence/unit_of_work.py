@@ -9,9 +9,15 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gembus.errors import ConflictError, UnavailableError
+from persistence.clearing import SqlClearingRepository
+from persistence.clearing_authorization import (
+    SqlAuthorizationRepository,
+    SqlCustomerContractRepository,
+)
 from persistence.marketplace import SqlMarketplaceRepository
 from persistence.outbox import SqlOutboxRepository
 from persistence.repositories import SqlPartnerRepository
+from persistence.sdr import SqlSdrRepository
 
 
 class SqlUnitOfWork:
@@ -20,6 +26,10 @@ class SqlUnitOfWork:
     partners: SqlPartnerRepository
     marketplace: SqlMarketplaceRepository
     outbox: SqlOutboxRepository
+    customer_contracts: SqlCustomerContractRepository
+    authorizations: SqlAuthorizationRepository
+    sdrs: SqlSdrRepository
+    clearing: SqlClearingRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -29,6 +39,10 @@ class SqlUnitOfWork:
         self.partners = SqlPartnerRepository(self.session)
         self.marketplace = SqlMarketplaceRepository(self.session)
         self.outbox = SqlOutboxRepository(self.session)
+        self.customer_contracts = SqlCustomerContractRepository(self.session)
+        self.authorizations = SqlAuthorizationRepository(self.session)
+        self.sdrs = SqlSdrRepository(self.session)
+        self.clearing = SqlClearingRepository(self.session)
         return self
 
     def __exit__(

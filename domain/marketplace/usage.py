@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from domain.clearing.currencies import minor_units
 from domain.marketplace.contracts import load_contract
 from domain.marketplace.model import AgreementStatus, Quota, ServiceContract, UsageCall
 from domain.partners import Partner, Role
@@ -23,8 +24,6 @@ from domain.ports import UnitOfWork
 from gembus.errors import InvalidPeriodError, NotAuthorizedError, NotFoundError
 
 MAX_REPORT_DAYS = 366
-#: ISO 4217 minor units that are not 2 (the rest of the world uses cents).
-_MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3}
 
 
 def over_quota(uow: UnitOfWork, contract_id: str, quota: Quota | None, at: datetime) -> bool:
@@ -183,7 +182,10 @@ class BillingStatement:
 
 
 def round_money(amount: Decimal, currency: str) -> Decimal:
-    minor = _MINOR_UNITS.get(currency, 2)
+    """Half-up to the currency's ISO 4217 minor unit (2 for a code not in use: the contract's
+    terms only require three letters)."""
+    minor = minor_units(currency)
+    minor = 2 if minor is None else minor
     return amount.quantize(Decimal(1).scaleb(-minor), rounding=ROUND_HALF_UP)
 
 

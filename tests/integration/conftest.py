@@ -14,6 +14,18 @@ from persistence.migrate import upgrade
 
 #: Child tables first: the PostgreSQL database is shared by the whole session.
 TABLES = (
+    "authorization_decision",
+    "authorization_settings",
+    "customer_contract_token",
+    "customer_contract",
+    "customer_contract_upload",
+    "customer_contract_provider",
+    "sdr_version",
+    "sdr_delivery",
+    "sdr",
+    "clearing_line",
+    "clearing_statement",
+    "price_plan",
     "route_policy",
     "usage_call",
     "service_contract",

@@ -32,6 +32,12 @@ def test_every_command_has_help_and_is_documented() -> None:
         ("outbox", "retry"),
         ("outbox", "purge"),
         ("events", "publish"),
+        ("sdr", "delivery", "set"),
+        ("sdr", "delivery", "list"),
+        ("sdr", "deliver-batches"),
+        ("authorization", "settings", "show"),
+        ("authorization", "settings", "set"),
+        ("authorization", "settings", "reset"),
     ]
     for command in commands:
         result = runner.invoke(main, [*command, "--help"])

@@ -1,0 +1,1 @@
+"""The Clearing House (DOMAIN.md section 4): roaming authorization, customer contracts, SDRs."""

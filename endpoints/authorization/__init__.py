@@ -1,0 +1,1 @@
+"""Roaming authorization (wsdl/authorization.wsdl): AuthorizeRoaming, purchased services, audit."""

@@ -1,0 +1,1 @@
+"""The sdr service family: SDR forwarding through the clearing house (wsdl/sdr.wsdl)."""
