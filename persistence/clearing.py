@@ -30,6 +30,7 @@ from domain.clearing.financial import (
     StatementItem,
     StatementStatus,
     Window,
+    round_money,
     wholesale_amount,
 )
 from domain.identifiers import OperatorId, ProviderId
@@ -310,7 +311,12 @@ class SqlClearingRepository:
             select(ClearingLineRow).where(ClearingLineRow.statement_id == row.statement_id)
         )
         gross = sorted(
-            (GrossLine(r.debtor, r.creditor, r.currency, r.amount, r.sdr_count) for r in lines),
+            (  # stored with 6 decimals; the sums of minor-unit amounts are exact in it
+                GrossLine(
+                    r.debtor, r.creditor, r.currency, round_money(r.amount, r.currency), r.sdr_count
+                )
+                for r in lines
+            ),
             key=lambda g: (g.currency, g.line_id),
         )
         return Statement(
