@@ -19,6 +19,8 @@
    same gunicorn (target >= 1,000/s, p99 <= 30 ms).
 9. SDR ingest: SubmitSdrs in batches of 500 through gunicorn, durable with their outbox rows, vs
    the lxml parse-and-serialise app fed the same bodies (target >= 5,000 SDRs/s).
+10. CLM master-data pull: 100,000 EVSEs from the fake CLM process through the pull client,
+   every page validated, storage skipped (issue target for the whole pull: <= 20 s).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from pathlib import Path
 from bench import (
     authorization_bench,
     clearing_bench,
+    clm_pull_bench,
     gateway_bench,
     guard_bench,
     http_bench,
@@ -79,6 +82,7 @@ def main() -> int:
         report["outbox"] = outbox_bench.run()
         report["authorization"] = authorization_bench.run(args.seconds)
         report["sdr_ingest"] = sdr_bench.run(max(args.seconds, 8.0))
+        report["clm_pull"] = clm_pull_bench.run()
     if args.clearing_sdrs:
         report["clearing"] = clearing_bench.run(args.clearing_sdrs, args.regenerate)
     RESULTS.mkdir(exist_ok=True)

@@ -85,19 +85,19 @@ def clearing(
     log = tmp_path_factory.mktemp("evsp") / "receiver.jsonl"
     port = free_port()
     receiver = start_receiver_process(log, port=port)
-    tnm = client(base, "marketplace", *TNM)
-    service = tnm.RegisterService(
-        data={
-            "name": "TNM SDR receiver",
-            "category": "ClearingHouse",
-            "serviceInterface": {"family": "sdr_receiver", "version": 1},
-            "endpointUrl": receiver.url,
-        }
-    )
-    tnm.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
     database = make_engine(live_server.env["GEMBUS_DATABASE_URL"])
     setup = Clearing(receiver, port, log, tnm_start, database)
-    try:
+    try:  # from here on the receiver is stopped whatever fails
+        tnm = client(base, "marketplace", *TNM)
+        service = tnm.RegisterService(
+            data={
+                "name": "TNM SDR receiver",
+                "category": "ClearingHouse",
+                "serviceInterface": {"family": "sdr_receiver", "version": 1},
+                "endpointUrl": receiver.url,
+            }
+        )
+        tnm.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
         yield setup
     finally:
         setup.receiver.stop()
@@ -458,7 +458,8 @@ def test_workers_killed_mid_request_lose_and_duplicate_nothing(
                                  "SOAPAction": f'"{SUBMIT_ACTION}"'},
                         timeout=30,
                     )  # fmt: skip
-                except requests.ConnectionError:
+                except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError):
+                    # killed before or while answering: the operator resends the same batch
                     retries += 1
                     continue
                 child = etree.fromstring(answer.content).find(".//{*}Body")[0]  # type: ignore[index]

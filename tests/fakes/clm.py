@@ -36,63 +36,35 @@ implements version 2 of the family instead (``urn:gembus:reservation:v2``, the s
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
-import logging
 import os
-import select
-import subprocess
-import sys
 import threading
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
-from socketserver import ThreadingMixIn
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from lxml import etree
-from lxml.builder import E
-from spyne import Application, ComplexModel, DateTime, Fault, ServiceBase, Unicode, rpc
-from spyne.protocol.soap import Soap11
-from spyne.server.wsgi import WsgiApplication
+from spyne import DateTime, ServiceBase, Unicode, rpc
 
 from domain.identifiers import EvseId, InvalidIdentifier, OperatorId, ProviderId
+from tests.fakes import common
+from tests.fakes.common import ReceivedRequest as ReceivedRequest
+from tests.fakes.common import (
+    RecordingApp,
+    RecordingProcess,
+    RunningFake,
+    TokenType,
+    gembus_fault,
+    soap11_application,
+)
+from tests.fakes.common import read_log as read_log
 
 RESERVATION_NS = "urn:gembus:reservation:v1"
-COMMON_NS = "urn:gembus:common:v1"
-SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 LOG_ENV_VAR = "GEMBUS_FAKE_CLM_LOG"
 #: The path the CLM "registers" as its endpoint; the fake answers POSTs on any path.
 CLM_PATH = "/clm/reservation"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
-# spyne logs every Fault raised by a service method with a traceback; the faults are the point.
-for _name in ("spyne", "spyne.application", "spyne.application.server"):
-    logging.getLogger(_name).setLevel(logging.CRITICAL + 1)
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
-
-
-# ---------------------------------------------------------------------------------- models
-# spyne models mirroring xsd/reservation.xsd (wrapped document/literal: the wrapper elements
-# ReserveEvse / ReserveEvseResponse and their children are in the reservation namespace; the
-# children of cmn:TokenType are in the common namespace). Field order follows the XSD.
-
-
-class TokenType(ComplexModel):
-    __namespace__ = COMMON_NS
-    _type_info = [
-        ("instance", Unicode(min_occurs=1)),
-        ("tokenType", Unicode(min_occurs=1)),
-        ("tokenSubType", Unicode),
-        ("representation", Unicode),
-    ]
-
-
+# Occurrences of xsd/reservation.xsd's elements (wrapped document/literal: the wrapper elements
+# ReserveEvse / ReserveEvseResponse and their children are in the reservation namespace).
 _Required = Unicode(min_occurs=1, nillable=False)
 _Optional = Unicode(min_occurs=0, nillable=False)
 _RequiredTime = DateTime(min_occurs=1, nillable=False)
@@ -157,16 +129,6 @@ def _provider_key(provider_id: str) -> str:
         raise gembus_fault("Client.InvalidIdentifier", "invalid providerId", "providerId") from None
 
 
-def gembus_fault(code: str, message: str, field_path: str | None = None) -> Fault:
-    """A SOAP Client/Server fault whose detail is the WSDL's ``cmn:gembusFault`` element."""
-    detail = etree.Element(f"{{{COMMON_NS}}}gembusFault", nsmap={"cmn": COMMON_NS})
-    etree.SubElement(detail, f"{{{COMMON_NS}}}code").text = code
-    etree.SubElement(detail, f"{{{COMMON_NS}}}message").text = message[:2000]
-    if field_path:
-        etree.SubElement(detail, f"{{{COMMON_NS}}}field").text = field_path[:512]
-    return Fault(faultcode=code, faultstring=message, detail=detail)
-
-
 def _now() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 
@@ -198,45 +160,15 @@ class ClmReservationService(ServiceBase):
         requestedStart: datetime | None,
         requestedExpiry: datetime,
     ) -> tuple[str, str, str | None, datetime, datetime]:
-        state: ClmState = ctx.app.clm_state
-        evse = state.own_evse(evseId)
-        if evse.key in state.refuse:
-            raise gembus_fault(
-                "Client.EvseNotReservable", f"EVSE {evseId} cannot be reserved", "evseId"
-            )
-        provider_key = _provider_key(providerId)
-        start = requestedStart or _now()
-        with state.lock:
-            ref = (provider_key, partnerReservationId) if partnerReservationId else None
-            existing = state.by_partner_ref.get(ref) if ref else None
-            if existing is not None:
-                same = (existing.evse_id, existing.contract_id, existing.expiry) == (
-                    evseId,
-                    contractId,
-                    requestedExpiry,
-                )
-                if not same:
-                    raise gembus_fault(
-                        "Client.DuplicateReservation",
-                        f"partnerReservationId {partnerReservationId} was used for another "
-                        "reservation",
-                        "partnerReservationId",
-                    )
-                reservation = existing
-            else:
-                state.counter += 1
-                reservation = Reservation(
-                    reservation_id=f"{state.operator_key}-R{state.counter}",
-                    evse_id=evseId,
-                    provider_key=provider_key,
-                    contract_id=contractId,
-                    partner_reservation_id=partnerReservationId,
-                    start=start,
-                    expiry=requestedExpiry,
-                )
-                state.reservations[reservation.reservation_id] = reservation
-                if ref:
-                    state.by_partner_ref[ref] = reservation
+        reservation = reserve(
+            ctx.app.fake_state,
+            providerId,
+            evseId,
+            contractId,
+            partnerReservationId,
+            requestedStart,
+            requestedExpiry,
+        )
         return (
             reservation.reservation_id,
             reservation.evse_id,
@@ -256,7 +188,59 @@ class ClmReservationService(ServiceBase):
     def CancelReservation(
         ctx: Any, providerId: str, evseId: str, reservationId: str, reason: str | None
     ) -> tuple[str, str, datetime]:
-        return cancel(ctx.app.clm_state, providerId, evseId, reservationId)
+        return cancel(ctx.app.fake_state, providerId, evseId, reservationId)
+
+
+def reserve(
+    state: ClmState,
+    provider_id: str,
+    evse_id: str,
+    contract_id: str,
+    partner_reservation_id: str | None,
+    requested_start: datetime | None,
+    until: datetime | timedelta,
+) -> Reservation:
+    """ReserveEvse's effect, the same in both contract versions: idempotent per
+    (providerId, partnerReservationId).
+
+    ``until`` is v1's requestedExpiry, which a repeat must ask for again, or v2's length from
+    the start, which a repeat need not repeat (it gets the reservation it made).
+    """
+    evse = state.own_evse(evse_id)
+    if evse.key in state.refuse:
+        raise gembus_fault(
+            "Client.EvseNotReservable", f"EVSE {evse_id} cannot be reserved", "evseId"
+        )
+    provider_key = _provider_key(provider_id)
+    start = requested_start or _now()
+    expiry = until if isinstance(until, datetime) else start + until
+    with state.lock:
+        ref = (provider_key, partner_reservation_id) if partner_reservation_id else None
+        existing = state.by_partner_ref.get(ref) if ref else None
+        if existing is not None:
+            same = (existing.evse_id, existing.contract_id) == (evse_id, contract_id)
+            if not same or (isinstance(until, datetime) and existing.expiry != until):
+                raise gembus_fault(
+                    "Client.DuplicateReservation",
+                    f"partnerReservationId {partner_reservation_id} was used for another "
+                    "reservation",
+                    "partnerReservationId",
+                )
+            return existing
+        state.counter += 1
+        reservation = Reservation(
+            reservation_id=f"{state.operator_key}-R{state.counter}",
+            evse_id=evse_id,
+            provider_key=provider_key,
+            contract_id=contract_id,
+            partner_reservation_id=partner_reservation_id,
+            start=start,
+            expiry=expiry,
+        )
+        state.reservations[reservation.reservation_id] = reservation
+        if ref:
+            state.by_partner_ref[ref] = reservation
+        return reservation
 
 
 def cancel(
@@ -283,91 +267,13 @@ def cancel(
     return reservation.reservation_id, evse_id, cancelled_at
 
 
-class _ClmApplication(Application):  # type: ignore[misc]
-    clm_state: ClmState
-
-
-class _Soap11(Soap11):  # type: ignore[misc]
-    """spyne's Soap11, minus the empty ``<faultactor/>`` it writes into every fault."""
-
-    def fault_to_parent(
-        self, ctx: Any, cls: Any, inst: Any, parent: Any, ns: Any, *_: Any, **__: Any
-    ) -> Any:
-        subelts = [
-            E("faultcode", f"{self.soap_env}:{inst.faultcode}"),
-            E("faultstring", inst.faultstring),
-        ]
-        if inst.faultactor:
-            subelts.append(E("faultactor", inst.faultactor))
-        return self._fault_to_parent_impl(ctx, cls, inst, parent, ns, subelts)
-
-
-# ---------------------------------------------------------------------------------- recording
-
-
-@dataclass(frozen=True)
-class ReceivedRequest:
-    """One POST the fake received, exactly as it arrived."""
-
-    operation: str | None  # local name of the Body child, None if unparsable
-    soap_action: str | None  # without the quotes
-    content_type: str | None
-    path: str
-    body: bytes
-    received_at: datetime
-
-    def body_child(self) -> etree._Element | None:
-        """The request's Body child (e.g. the ``ReserveEvse`` element) or None."""
-        try:
-            root = etree.fromstring(self.body, _PARSER)
-        except etree.XMLSyntaxError:
-            return None
-        body = root.find(f"{{{SOAP11_ENV}}}Body")
-        if body is None:
-            body = root.find("{http://www.w3.org/2003/05/soap-envelope}Body")
-        return body[0] if body is not None and len(body) else None
-
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "operation": self.operation,
-                "soapAction": self.soap_action,
-                "contentType": self.content_type,
-                "path": self.path,
-                "body": self.body.decode("utf-8", "surrogateescape"),
-                "receivedAt": self.received_at.isoformat(),
-            },
-            ensure_ascii=True,
-        )
-
-    @classmethod
-    def from_json(cls, line: str) -> ReceivedRequest:
-        data = json.loads(line)
-        return cls(
-            operation=data["operation"],
-            soap_action=data["soapAction"],
-            content_type=data["contentType"],
-            path=data["path"],
-            body=data["body"].encode("utf-8", "surrogateescape"),
-            received_at=datetime.fromisoformat(data["receivedAt"]),
-        )
-
-
-def read_log(path: str | os.PathLike[str]) -> list[ReceivedRequest]:
-    """The requests a fake (possibly in another process) appended to ``path``."""
-    log = Path(path)
-    if not log.exists():
-        return []
-    return [ReceivedRequest.from_json(x) for x in log.read_text().splitlines() if x.strip()]
-
-
 # ---------------------------------------------------------------------------------- WSGI app
 
 
-class ClmApp:
+class ClmApp(RecordingApp):
     """The fake CLM as a WSGI app: records every POST, waits ``delay_s``, lets spyne answer.
 
-    A GET on any path answers 200 with a one-line description (a health check).
+    A GET publishes the contract it implements (see :class:`tests.fakes.common.FakeApp`).
     """
 
     def __init__(
@@ -380,92 +286,20 @@ class ClmApp:
         contract: str = "reservation",
     ) -> None:
         self.operator_id = operator_id
-        self.contract = contract
         service, self.namespace = _service_for(contract)
-        self.delay_s = delay_s
         self.state = ClmState(operator_id, frozenset(_evse_key(e) for e in refuse or ()))
         log = log_path if log_path is not None else os.environ.get(LOG_ENV_VAR) or None
-        self.log_path = Path(log) if log is not None else None
-        self.received: list[ReceivedRequest] = []
-        self._record_lock = threading.Lock()
-        spyne_app = _ClmApplication(
-            [service],
-            tns=self.namespace,
-            name="Reservation",
-            in_protocol=Soap11(validator=None),
-            out_protocol=_Soap11(),
+        super().__init__(
+            soap11_application(service, tns=self.namespace, name="Reservation", state=self.state),
+            description=f"fake CLM of {operator_id} ({self.namespace}, SOAP 1.1)",
+            contract=contract,
+            delay_s=delay_s,
+            log_path=log,
         )
-        spyne_app.clm_state = self.state
-        self._wsgi = WsgiApplication(spyne_app)
 
     @property
     def reservations(self) -> dict[str, Reservation]:
         return self.state.reservations
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            return self._get(environ, start_response)
-        body = _read_body(environ)
-        self._record(environ, body)
-        if self.delay_s > 0:
-            time.sleep(self.delay_s)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        return self._wsgi(environ, start_response)  # type: ignore[no-any-return]
-
-    def _get(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        """Like a real CLM, publish the contract it implements: the canonical WSDL (address
-        rewritten) at ?wsdl and the XSDs it imports, so gembus can check it at registration."""
-        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "").lower()
-        xml = [("Content-Type", "text/xml; charset=utf-8")]
-        if "wsdl" in query:
-            from bus.contracts import all_contracts, served_wsdl
-
-            host = environ.get("HTTP_HOST", "127.0.0.1")
-            start_response("200 OK", xml)
-            return [served_wsdl(all_contracts()[self.contract], f"http://{host}{path}")]
-        if path.startswith("/xsd/"):
-            from bus.contracts import XSD_DIR
-
-            candidate = (XSD_DIR / path.removeprefix("/xsd/")).resolve()
-            if candidate.is_relative_to(XSD_DIR) and candidate.is_file():
-                start_response("200 OK", xml)
-                return [candidate.read_bytes()]
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found\n"]
-        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-        return [f"fake CLM of {self.operator_id} ({self.namespace}, SOAP 1.1)\n".encode()]
-
-    def _record(self, environ: dict[str, Any], body: bytes) -> None:
-        action = environ.get("HTTP_SOAPACTION")
-        request = ReceivedRequest(
-            operation=_operation_of(body),
-            soap_action=action.strip().strip('"') if action is not None else None,
-            content_type=environ.get("CONTENT_TYPE"),
-            path=environ.get("PATH_INFO", ""),
-            body=body,
-            received_at=datetime.now(UTC),
-        )
-        with self._record_lock:
-            self.received.append(request)
-            if self.log_path is not None:
-                with self.log_path.open("a", encoding="ascii") as log:
-                    log.write(request.to_json() + "\n")
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    stream = environ["wsgi.input"]
-    length = environ.get("CONTENT_LENGTH") or ""
-    if length.isdigit():
-        return bytes(stream.read(int(length)))
-    if environ.get("wsgi.input_terminated"):
-        return bytes(stream.read())
-    return b""
-
-
-def _operation_of(body: bytes) -> str | None:
-    child = ReceivedRequest(None, None, None, "", body, datetime.now(UTC)).body_child()
-    return etree.QName(child).localname if child is not None else None
 
 
 def _service_for(contract: str) -> tuple[type[ServiceBase], str]:
@@ -500,108 +334,18 @@ def make_clm_app(
 # ---------------------------------------------------------------------------------- serving
 
 
-class _ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def _make_server(app: Any, host: str, port: int) -> WSGIServer:
-    return make_server(
-        host, port, app, server_class=_ThreadingWSGIServer, handler_class=_QuietHandler
-    )
-
-
-def _base_url(server: WSGIServer) -> str:
-    host, port = server.server_address[:2]
-    host = host.decode() if isinstance(host, bytes) else host
-    return f"http://{host}:{port}"
-
-
-@dataclass
-class RunningClm:
-    """A fake served by a thread of this process (see :func:`serve`)."""
-
-    server: WSGIServer
-    thread: threading.Thread
-
-    @property
-    def base_url(self) -> str:
-        return _base_url(self.server)
-
-    @property
-    def url(self) -> str:
-        return self.base_url + CLM_PATH
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-    def __enter__(self) -> RunningClm:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-
-def serve(app: Any, port: int = 0, host: str = "127.0.0.1") -> RunningClm:
+def serve(app: Any, port: int = 0, host: str = "127.0.0.1") -> RunningFake:
     """Serve ``app`` on host:port (0: a free port) in a daemon thread; ``stop()`` ends it."""
-    server = _make_server(app, host, port)
-    thread = threading.Thread(target=server.serve_forever, name="fake-clm", daemon=True)
-    thread.start()
-    return RunningClm(server, thread)
+    return common.serve(app, port, host, path=CLM_PATH)
 
 
-@dataclass
-class ClmProcess:
+class ClmProcess(RecordingProcess):
     """A fake CLM running as its own process (see :func:`start_clm_process`)."""
 
-    process: subprocess.Popen[str]
-    base_url: str
-    log_path: Path | None
-
-    @property
-    def url(self) -> str:
-        return self.base_url + CLM_PATH
-
-    @property
-    def port(self) -> int:
-        return int(self.base_url.rsplit(":", 1)[1])
-
-    def received(self) -> list[ReceivedRequest]:
-        """What the process received so far (needs ``log_path``)."""
-        if self.log_path is None:
-            raise RuntimeError("start the fake with log_path to read what it received")
-        return read_log(self.log_path)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def kill(self) -> None:
-        """SIGKILL: the provider is down, connections are refused from now on."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(5)
-
-    def __enter__(self) -> ClmProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    module = "tests.fakes.clm"
+    banner = "fake-clm"
+    label = "fake CLM"
+    path = CLM_PATH
 
 
 def start_clm_process(
@@ -616,45 +360,26 @@ def start_clm_process(
     contract: str = "reservation",
 ) -> ClmProcess:
     """Run ``python -m tests.fakes.clm`` and return once it listens (port 0: a free port)."""
-    command = [sys.executable, "-m", "tests.fakes.clm", "--operator", operator_id]
-    command += ["--host", host, "--port", str(port), "--delay", str(delay_s)]
-    command += ["--contract", contract]
+    args = ["--operator", operator_id, "--host", host, "--port", str(port), "--delay", str(delay_s)]
+    args += ["--contract", contract]
     for evse_id in refuse:
-        command += ["--refuse", evse_id]
+        args += ["--refuse", evse_id]
     if log_path is not None:
-        command += ["--log", str(log_path)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *_pythonpath()])}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], startup_timeout)
-    line = process.stdout.readline() if ready else ""
-    process.stdout.close()
-    if not line.startswith("fake-clm listening on "):
-        process.kill()
-        process.wait(5)
-        raise RuntimeError(f"fake CLM did not start (exit {process.returncode}): {line!r}")
-    base_url = line.removeprefix("fake-clm listening on ").strip()
-    log = Path(log_path) if log_path is not None else None
-    return ClmProcess(process, base_url, log)
-
-
-def _pythonpath() -> list[str]:
-    current = os.environ.get("PYTHONPATH", "")
-    return [p for p in current.split(os.pathsep) if p]
+        args += ["--log", str(log_path)]
+    return ClmProcess.start(args, log_path=log_path, startup_timeout=startup_timeout)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.clm", description="Fake CLM (urn:gembus:reservation:v1)."
+    parser = common.argument_parser(
+        ClmProcess,
+        "Fake CLM (urn:gembus:reservation:v1).",
+        delay_help="seconds to wait per request",
+        log_help=f"append requests here (or ${LOG_ENV_VAR})",
     )
     parser.add_argument("--operator", required=True, help="EVSE operator ID, e.g. DE*ICE")
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait per request")
     parser.add_argument(
         "--refuse", action="append", default=[], metavar="EVSE_ID", help="refuse this EVSE"
     )
-    parser.add_argument("--log", default=None, help=f"append requests here (or ${LOG_ENV_VAR})")
     parser.add_argument(
         "--contract",
         choices=("reservation", "reservation_v2"),
@@ -669,16 +394,7 @@ def main(argv: list[str] | None = None) -> None:
         log_path=args.log,
         contract=args.contract,
     )
-    server = _make_server(app, args.host, args.port)
-    print(f"fake-clm listening on {_base_url(server)}", flush=True)
-    # Nothing else goes to stdout: a parent that read the line may close its end of the pipe.
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    common.run(app, args, ClmProcess)
 
 
 if __name__ == "__main__":

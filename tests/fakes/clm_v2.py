@@ -17,23 +17,13 @@ from typing import Any
 
 from spyne import ComplexModel, DateTime, Integer, ServiceBase, Unicode, rpc
 
-from tests.fakes.clm import (
-    ClmState,
-    Reservation,
-    TokenType,
-    _now,
-    _provider_key,
-    cancel,
-    gembus_fault,
-)
+from tests.fakes.clm import _Optional, _Required, _RequiredTime, cancel, reserve
+from tests.fakes.common import TokenType
 
 RESERVATION_V2_NS = "urn:gembus:reservation:v2"
 #: The longest reservation this CLM grants (the EVSEs' maxReservationMinutes).
 MAX_MINUTES = 120
 
-_Required = Unicode(min_occurs=1, nillable=False)
-_Optional = Unicode(min_occurs=0, nillable=False)
-_RequiredTime = DateTime(min_occurs=1, nillable=False)
 _Minutes = Integer(min_occurs=1, nillable=False)
 
 
@@ -76,42 +66,15 @@ class ClmReservationServiceV2(ServiceBase):
         requestedStart: datetime | None,
         durationMinutes: int,
     ) -> tuple[str, str, str | None, datetime, int]:
-        state: ClmState = ctx.app.clm_state
-        evse = state.own_evse(evseId)
-        if evse.key in state.refuse:
-            raise gembus_fault(
-                "Client.EvseNotReservable", f"EVSE {evseId} cannot be reserved", "evseId"
-            )
-        provider_key = _provider_key(providerId)
-        start = requestedStart or _now()
-        granted = min(int(durationMinutes), MAX_MINUTES)
-        with state.lock:
-            ref = (provider_key, partnerReservationId) if partnerReservationId else None
-            existing = state.by_partner_ref.get(ref) if ref else None
-            if existing is not None:
-                same = (existing.evse_id, existing.contract_id) == (evseId, customer.contractId)
-                if not same:
-                    raise gembus_fault(
-                        "Client.DuplicateReservation",
-                        f"partnerReservationId {partnerReservationId} was used for another "
-                        "reservation",
-                        "partnerReservationId",
-                    )
-                reservation = existing
-            else:
-                state.counter += 1
-                reservation = Reservation(
-                    reservation_id=f"{state.operator_key}-R{state.counter}",
-                    evse_id=evseId,
-                    provider_key=provider_key,
-                    contract_id=customer.contractId,
-                    partner_reservation_id=partnerReservationId,
-                    start=start,
-                    expiry=start + timedelta(minutes=granted),
-                )
-                state.reservations[reservation.reservation_id] = reservation
-                if ref:
-                    state.by_partner_ref[ref] = reservation
+        reservation = reserve(
+            ctx.app.fake_state,
+            providerId,
+            evseId,
+            customer.contractId,
+            partnerReservationId,
+            requestedStart,
+            timedelta(minutes=min(int(durationMinutes), MAX_MINUTES)),
+        )
         minutes = int((reservation.expiry - reservation.start).total_seconds() // 60)
         return (
             reservation.reservation_id,
@@ -132,4 +95,4 @@ class ClmReservationServiceV2(ServiceBase):
     def CancelReservation(
         ctx: Any, providerId: str, evseId: str, reservationId: str, reason: str | None
     ) -> tuple[str, str, datetime]:
-        return cancel(ctx.app.clm_state, providerId, evseId, reservationId)
+        return cancel(ctx.app.fake_state, providerId, evseId, reservationId)

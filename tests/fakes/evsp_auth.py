@@ -17,7 +17,7 @@ over SOAP 1.1, whose answers validate against the canonical XSD:
 
 Contracts are given as ``CONTRACT_ID=status[:RFID UID]`` (``IT-LIV-C00000001-7=active:AB12``).
 Every POST is recorded before the optional delay (``--delay``: a slow EVSP), in memory and as
-JSON lines in ``--log`` (:func:`tests.fakes.clm.read_log` reads them). GETs answer the
+JSON lines in ``--log`` (:func:`tests.fakes.common.read_log` reads them). GETs answer the
 canonical WSDL (address rewritten) and its XSDs, so gembus can check the endpoint at
 registration. As a process::
 
@@ -29,36 +29,23 @@ registration. As a process::
 
 from __future__ import annotations
 
-import argparse
-import io
 import os
-import select
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from spyne import Application, ComplexModel, DateTime, ServiceBase, Unicode, rpc
-from spyne.protocol.soap import Soap11
-from spyne.server.wsgi import WsgiApplication
+from spyne import ComplexModel, DateTime, ServiceBase, Unicode, rpc
 
 from domain.identifiers import ContractId, InvalidIdentifier, ProviderId
-from tests.fakes.clm import (
-    REPO_ROOT,
-    ReceivedRequest,
+from tests.fakes import common
+from tests.fakes.common import (
+    RecordingApp,
+    RecordingProcess,
     TokenType,
-    _make_server,
-    _operation_of,
-    _pythonpath,
-    _read_body,
-    _Soap11,
     gembus_fault,
-    read_log,
+    soap11_application,
 )
 
 AZ = "urn:gembus:authorization:v1"
@@ -201,7 +188,7 @@ class EvspAuthorizationService(ServiceBase):
         partnerSessionId: str | None,
         sessionId: str | None,
     ) -> tuple[Any, ...]:
-        state: EvspState = ctx.app.evsp_state
+        state: EvspState = ctx.app.fake_state
         if contractId is None and token is not None:
             contractId = state.by_uid(token.instance)
             if contractId is None:
@@ -229,7 +216,7 @@ class EvspAuthorizationService(ServiceBase):
     def GetPurchasedServices(
         ctx: Any, operatorId: str, evseId: str | None, contractId: str
     ) -> tuple[Any, ...]:
-        state: EvspState = ctx.app.evsp_state
+        state: EvspState = ctx.app.fake_state
         reason, code = _contract_reason(state, contractId)
         services = None
         if reason == "OK":
@@ -261,12 +248,11 @@ def _contract_reason(state: EvspState, contract_id: str) -> tuple[str, str]:
     return "OK", "000"
 
 
-class _EvspApplication(Application):  # type: ignore[misc]
-    evsp_state: EvspState
-
-
-class EvspApp:
+class EvspApp(RecordingApp):
     """The fake EVSP as a WSGI app: records every POST, waits ``delay_s``, lets spyne answer."""
+
+    # An unknown XSD has always been answered with the description here, not 404.
+    missing_xsd_is_404 = False
 
     def __init__(
         self,
@@ -278,98 +264,24 @@ class EvspApp:
     ) -> None:
         parsed, wires = parse_contracts(contracts)
         self.state = EvspState(provider_id, parsed, wires=wires)
-        self.delay_s = delay_s
-        self.log_path = Path(log_path) if log_path is not None else None
-        self.received: list[ReceivedRequest] = []
-        self._lock = threading.Lock()
-        spyne_app = _EvspApplication(
-            [EvspAuthorizationService],
-            tns=AZ,
-            name="Authorization",
-            in_protocol=Soap11(validator=None),
-            out_protocol=_Soap11(),
+        super().__init__(
+            soap11_application(
+                EvspAuthorizationService, tns=AZ, name="Authorization", state=self.state
+            ),
+            description=f"fake EVSP {provider_id} ({AZ}, SOAP 1.1)",
+            contract="authorization",
+            delay_s=delay_s,
+            log_path=log_path,
         )
-        spyne_app.evsp_state = self.state
-        self._wsgi = WsgiApplication(spyne_app)
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            return self._get(environ, start_response)
-        body = _read_body(environ)
-        self._record(environ, body)
-        if self.delay_s > 0:
-            time.sleep(self.delay_s)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        return self._wsgi(environ, start_response)  # type: ignore[no-any-return]
-
-    def _get(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        from bus.contracts import XSD_DIR, all_contracts, served_wsdl
-
-        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "").lower()
-        xml = [("Content-Type", "text/xml; charset=utf-8")]
-        if "wsdl" in query:
-            host = environ.get("HTTP_HOST", "127.0.0.1")
-            start_response("200 OK", xml)
-            return [served_wsdl(all_contracts()["authorization"], f"http://{host}{path}")]
-        if path.startswith("/xsd/"):
-            candidate = (XSD_DIR / path.removeprefix("/xsd/")).resolve()
-            if candidate.is_relative_to(XSD_DIR) and candidate.is_file():
-                start_response("200 OK", xml)
-                return [candidate.read_bytes()]
-        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-        return [f"fake EVSP {self.state.provider_id} ({AZ}, SOAP 1.1)\n".encode()]
-
-    def _record(self, environ: dict[str, Any], body: bytes) -> None:
-        action = environ.get("HTTP_SOAPACTION")
-        request = ReceivedRequest(
-            operation=_operation_of(body),
-            soap_action=action.strip().strip('"') if action is not None else None,
-            content_type=environ.get("CONTENT_TYPE"),
-            path=environ.get("PATH_INFO", ""),
-            body=body,
-            received_at=datetime.now(UTC),
-        )
-        with self._lock:
-            self.received.append(request)
-            if self.log_path is not None:
-                with self.log_path.open("a", encoding="ascii") as log:
-                    log.write(request.to_json() + "\n")
 
 
-@dataclass
-class EvspProcess:
+class EvspProcess(RecordingProcess):
     """A fake EVSP running as its own process (see :func:`start_evsp_process`)."""
 
-    process: subprocess.Popen[str]
-    base_url: str
-    log_path: Path | None
-
-    @property
-    def url(self) -> str:
-        return self.base_url + EVSP_PATH
-
-    def received(self) -> list[ReceivedRequest]:
-        if self.log_path is None:
-            raise RuntimeError("start the fake with log_path to read what it received")
-        return read_log(self.log_path)
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def kill(self) -> None:
-        """SIGKILL: the EVSP is down, connections are refused from now on."""
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(5)
+    module = "tests.fakes.evsp_auth"
+    banner = "fake-evsp"
+    label = "fake EVSP"
+    path = EVSP_PATH
 
 
 def start_evsp_process(
@@ -381,51 +293,28 @@ def start_evsp_process(
     startup_timeout: float = 15.0,
 ) -> EvspProcess:
     """Run ``python -m tests.fakes.evsp_auth`` and return once it listens on a free port."""
-    command = [sys.executable, "-m", "tests.fakes.evsp_auth", "--provider", provider_id]
-    command += ["--port", "0", "--delay", str(delay_s)]
+    args = ["--provider", provider_id, "--port", "0", "--delay", str(delay_s)]
     for spec in contracts:
-        command += ["--contract", spec]
+        args += ["--contract", spec]
     if log_path is not None:
-        command += ["--log", str(log_path)]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *_pythonpath()])}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], startup_timeout)
-    line = process.stdout.readline() if ready else ""
-    process.stdout.close()
-    if not line.startswith("fake-evsp listening on "):
-        process.kill()
-        process.wait(5)
-        raise RuntimeError(f"fake EVSP did not start (exit {process.returncode}): {line!r}")
-    base_url = line.removeprefix("fake-evsp listening on ").strip()
-    return EvspProcess(process, base_url, Path(log_path) if log_path is not None else None)
+        args += ["--log", str(log_path)]
+    return EvspProcess.start(args, log_path=log_path, startup_timeout=startup_timeout)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.evsp_auth",
-        description="Fake EVSP answering urn:gembus:authorization:v1 live.",
+    parser = common.argument_parser(
+        EvspProcess,
+        "Fake EVSP answering urn:gembus:authorization:v1 live.",
+        delay_help="seconds to wait per request",
+        log_help="append every request here (JSON lines)",
     )
     parser.add_argument("--provider", required=True, help="its provider ID, e.g. IT-LIV")
     parser.add_argument(
         "--contract", action="append", default=[], help="CONTRACT_ID=active|blocked[:RFID UID]"
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait per request")
-    parser.add_argument("--log", default=None, help="append every request here (JSON lines)")
     args = parser.parse_args(argv)
     app = EvspApp(args.provider, args.contract, delay_s=args.delay, log_path=args.log)
-    server = _make_server(app, args.host, args.port)
-    host, port = server.server_address[:2]
-    print(f"fake-evsp listening on http://{host}:{port}", flush=True)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    common.run(app, args, EvspProcess)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ answers that fault to every request; ``delay_s`` waits before answering (after r
 Like a real EVSP it publishes the contract it implements (the canonical WSDL at ``?wsdl``,
 address rewritten, and the XSDs it imports), so gembus can check it at registration.
 
-In-process: ``app = make_receiver_app(log_path=...)``; ``serve(app)`` runs it in a thread.
-As a process (kill it to simulate "EVSP down")::
+In-process: ``app = make_receiver_app(log_path=...)``; ``serve_receiver(app)`` runs it in a
+thread. As a process (kill it to simulate "EVSP down")::
 
     python -m tests.fakes.evsp_sdr --port 0 --log /tmp/sdr.jsonl [--delay 0.05]
         [--temporary SDRID ...] [--refuse SDRID ...] [--fault Server.Unavailable]
@@ -28,16 +28,9 @@ The first stdout line is ``fake-evsp-sdr listening on <base URL>``.
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import os
-import select
-import subprocess
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -45,26 +38,24 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from spyne import AnyXml, Application, ComplexModel, Integer, ServiceBase, Unicode, rpc
-from spyne.protocol.soap import Soap11
-from spyne.server.wsgi import WsgiApplication
+from spyne import AnyXml, ComplexModel, Integer, ServiceBase, Unicode, rpc
 
-from tests.fakes.clm import (
-    REPO_ROOT,
-    RunningClm,
-    _base_url,
-    _make_server,
-    _pythonpath,
-    _read_body,
-    _Soap11,
+from bus.soap import SOAP11_ENV
+from tests.fakes import common
+from tests.fakes.common import (
+    FakeApp,
+    FakeProcess,
+    RunningFake,
+    Tally,
+    append_records,
     gembus_fault,
-    serve,
+    read_records,
+    soap11_application,
 )
 
 SDR_RECEIVER_NS = "urn:gembus:sdr-receiver:v1"
 ROAMING_NS = "urn:gembus:roaming:v1"
 RECEIVER_PATH = "/evsp/sdr-receiver"
-SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 
 _Required = Unicode(min_occurs=1, nillable=False)
 _Optional = Unicode(min_occurs=0, nillable=False)
@@ -98,7 +89,7 @@ class ReceiverState:
     validity: list[bool] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        for r in read_log(self.log_path):
+        for r in read_records(self.log_path):
             if r["result"] in ("received", "duplicate"):
                 self.seen.add((r["sdrId"], int(r["version"])))
             if r["sdrId"] in self.temporary and r["result"] == "refused":
@@ -142,11 +133,7 @@ class ReceiverState:
             for a in acks
         ]
         self.records.extend(lines)
-        if self.log_path is not None:
-            with self.log_path.open("a", encoding="ascii") as log:
-                log.write("".join(json.dumps(line) + "\n" for line in lines))
-                log.flush()
-                os.fsync(log.fileno())
+        append_records(self.log_path, lines)
 
 
 class SdrReceiverService(ServiceBase):
@@ -171,7 +158,7 @@ class SdrReceiverService(ServiceBase):
         part: Any,
         sdrs: Any,
     ) -> tuple[str, list[AckType]]:
-        state: ReceiverState = ctx.app.receiver_state
+        state: ReceiverState = ctx.app.fake_state
         if state.fault_code:
             raise gembus_fault(state.fault_code, f"configured to answer {state.fault_code}")
         # spyne's AnyXml hands over only the first child of <sdrs>: read the request itself
@@ -189,11 +176,7 @@ class SdrReceiverService(ServiceBase):
         return batchId, acks
 
 
-class _ReceiverApplication(Application):  # type: ignore[misc]
-    receiver_state: ReceiverState
-
-
-class ReceiverApp:
+class ReceiverApp(FakeApp):
     """The fake receiver as a WSGI app; GET serves its contract (or a one-line description)."""
 
     def __init__(
@@ -207,16 +190,15 @@ class ReceiverApp:
     ) -> None:
         log = Path(log_path) if log_path is not None else None
         self.state = ReceiverState(log, delay_s, fault_code, set(temporary), set(refuse))
-        spyne_app = _ReceiverApplication(
-            [SdrReceiverService],
-            tns=SDR_RECEIVER_NS,
-            name="SdrReceiver",
-            in_protocol=Soap11(validator=None),
-            out_protocol=_Soap11(),
+        spyne_app = soap11_application(
+            SdrReceiverService, tns=SDR_RECEIVER_NS, name="SdrReceiver", state=self.state
         )
-        spyne_app.receiver_state = self.state
         spyne_app.event_manager.add_listener("method_call", _pass_validity)
-        self._wsgi = WsgiApplication(spyne_app)
+        super().__init__(
+            spyne_app,
+            description=f"fake EVSP SDR receiver ({SDR_RECEIVER_NS}, SOAP 1.1)",
+            contract="sdr_receiver",
+        )
         from bus.contracts import all_contracts
 
         self.schema = all_contracts()["sdr_receiver"].schema
@@ -225,14 +207,8 @@ class ReceiverApp:
     def records(self) -> list[dict[str, Any]]:
         return self.state.records
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            return self._get(environ, start_response)
-        body = _read_body(environ)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
+    def _on_post(self, environ: dict[str, Any], body: bytes) -> None:
         environ["fake.valid"] = self._valid(body)
-        return self._wsgi(environ, start_response)  # type: ignore[no-any-return]
 
     def _valid(self, body: bytes) -> bool:
         try:
@@ -241,25 +217,6 @@ class ReceiverApp:
             return False
         found = root.find(f"{{{SOAP11_ENV}}}Body")
         return found is not None and len(found) == 1 and bool(self.schema.validate(found[0]))
-
-    def _get(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        from bus.contracts import XSD_DIR, all_contracts, served_wsdl
-
-        path, query = environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", "").lower()
-        xml = [("Content-Type", "text/xml; charset=utf-8")]
-        if "wsdl" in query:
-            host = environ.get("HTTP_HOST", "127.0.0.1")
-            start_response("200 OK", xml)
-            return [served_wsdl(all_contracts()["sdr_receiver"], f"http://{host}{path}")]
-        if path.startswith("/xsd/"):
-            candidate = (XSD_DIR / path.removeprefix("/xsd/")).resolve()
-            if candidate.is_relative_to(XSD_DIR) and candidate.is_file():
-                start_response("200 OK", xml)
-                return [candidate.read_bytes()]
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found\n"]
-        start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-        return [f"fake EVSP SDR receiver ({SDR_RECEIVER_NS}, SOAP 1.1)\n".encode()]
 
 
 def _pass_validity(ctx: Any) -> None:
@@ -281,68 +238,32 @@ def make_receiver_app(
     )  # fmt: skip
 
 
-def read_log(path: str | os.PathLike[str] | None) -> list[dict[str, Any]]:
-    """The acks a receiver (possibly another process) recorded in ``path``."""
-    if path is None or not Path(path).exists():
-        return []
-    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-
-
-@dataclass(frozen=True)
-class Tally:
-    """SECURITY.md §7's figures for a set of expected (sdrId, version) records."""
-
-    expected: int
-    lost: int  # expected but never received
-    duplicated_effects: int  # records with more than one "received"
-    duplicate_deliveries: int  # acks answered "duplicate"
-
-
 def tally(records: list[dict[str, Any]], expected: Iterable[tuple[str, int]]) -> Tally:
-    wanted = set(expected)
-    effects = Counter((r["sdrId"], int(r["version"])) for r in records if r["result"] == "received")
-    return Tally(
-        expected=len(wanted),
-        lost=len(wanted - set(effects)),
-        duplicated_effects=sum(1 for n in effects.values() if n > 1),
-        duplicate_deliveries=sum(1 for r in records if r["result"] == "duplicate"),
+    """SECURITY.md §7's figures for a set of expected (sdrId, version) records."""
+    return common.tally_effects(
+        records, expected, key=lambda r: (r["sdrId"], int(r["version"])), outcome="result"
     )
 
 
-def serve_receiver(app: ReceiverApp, port: int = 0) -> RunningClm:
+def serve_receiver(app: ReceiverApp, port: int = 0) -> RunningFake:
     """Serve in a daemon thread of this process; :func:`endpoint_url` of its base URL."""
-    return serve(app, port)
+    return common.serve(app, port, path=RECEIVER_PATH)
 
 
 def endpoint_url(base_url: str) -> str:
     return base_url + RECEIVER_PATH
 
 
-@dataclass
-class ReceiverProcess:
-    process: subprocess.Popen[str]
-    base_url: str
-    log_path: Path
+class ReceiverProcess(FakeProcess):
+    """A fake receiver running as its own process (see :func:`start_receiver_process`)."""
 
-    @property
-    def url(self) -> str:
-        return endpoint_url(self.base_url)
+    module = "tests.fakes.evsp_sdr"
+    banner = "fake-evsp-sdr"
+    label = "fake EVSP receiver"
+    path = RECEIVER_PATH
 
     def records(self) -> list[dict[str, Any]]:
-        return read_log(self.log_path)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(5)
+        return read_records(self.log_path)
 
 
 def start_receiver_process(
@@ -356,40 +277,24 @@ def start_receiver_process(
     startup_timeout: float = 15.0,
 ) -> ReceiverProcess:
     """Run ``python -m tests.fakes.evsp_sdr`` and return once it listens."""
-    command = [sys.executable, "-m", "tests.fakes.evsp_sdr", "--port", str(port)]
-    command += ["--delay", str(delay_s), "--log", str(log_path)]
+    args = ["--port", str(port), "--delay", str(delay_s), "--log", str(log_path)]
     if fault_code:
-        command += ["--fault", fault_code]
+        args += ["--fault", fault_code]
     for sdr_id in temporary:
-        command += ["--temporary", sdr_id]
+        args += ["--temporary", sdr_id]
     for sdr_id in refuse:
-        command += ["--refuse", sdr_id]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *_pythonpath()])}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], startup_timeout)
-    line = process.stdout.readline() if ready else ""
-    process.stdout.close()
-    prefix = "fake-evsp-sdr listening on "
-    if not line.startswith(prefix):
-        process.kill()
-        process.wait(5)
-        raise RuntimeError(
-            f"fake EVSP receiver did not start (exit {process.returncode}): {line!r}"
-        )
-    return ReceiverProcess(process, line.removeprefix(prefix).strip(), Path(log_path))
+        args += ["--refuse", sdr_id]
+    return ReceiverProcess.start(args, log_path=log_path, startup_timeout=startup_timeout)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.evsp_sdr",
-        description="Fake EVSP SDR receiver (urn:gembus:sdr-receiver:v1).",
+    parser = common.argument_parser(
+        ReceiverProcess,
+        "Fake EVSP SDR receiver (urn:gembus:sdr-receiver:v1).",
+        delay_help="seconds to wait per request",
+        log_help="append every ack here (JSON lines)",
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait per request")
     parser.add_argument("--fault", default=None, help="answer this fault code to every request")
-    parser.add_argument("--log", default=None, help="append every ack here (JSON lines)")
     parser.add_argument("--temporary", action="append", default=[], metavar="SDR_ID",
                         help="answer TEMPORARY_FAILURE for this sdrId the first time")  # fmt: skip
     parser.add_argument("--refuse", action="append", default=[], metavar="SDR_ID",
@@ -399,15 +304,7 @@ def main(argv: list[str] | None = None) -> None:
         log_path=args.log, delay_s=args.delay, fault_code=args.fault,
         temporary=args.temporary, refuse=args.refuse,
     )  # fmt: skip
-    server = _make_server(app, args.host, args.port)
-    print(f"fake-evsp-sdr listening on {_base_url(server)}", flush=True)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    common.run(app, args, ReceiverProcess)
 
 
 if __name__ == "__main__":

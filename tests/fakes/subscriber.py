@@ -11,8 +11,8 @@ subscriber's durable dedup table: a restarted subscriber reads it back and still
 ``fault_code`` makes it answer that fault to every Notify instead (``Client.*`` as a SOAP
 Client fault, anything else as a Server fault), without recording an effect.
 
-In-process: ``app = make_subscriber_app(log_path=...)``; ``serve(app)`` runs it in a thread.
-As a process (kill it to simulate "subscriber down")::
+In-process: ``app = make_subscriber_app(log_path=...)``; ``serve_subscriber(app)`` runs it in a
+thread. As a process (kill it to simulate "subscriber down")::
 
     python -m tests.fakes.subscriber --port 0 --log /tmp/notify.jsonl [--delay 0.05]
         [--fault Server.Unavailable]
@@ -23,36 +23,27 @@ The first stdout line is ``fake-subscriber listening on <base URL>``;
 
 from __future__ import annotations
 
-import argparse
-import io
-import json
 import os
-import select
-import subprocess
-import sys
 import threading
 import time
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from spyne import AnyXml, Application, DateTime, ServiceBase, Unicode, rpc
-from spyne.protocol.soap import Soap11
-from spyne.server.wsgi import WsgiApplication
+from spyne import AnyXml, DateTime, ServiceBase, Unicode, rpc
 
-from tests.fakes.clm import (
-    REPO_ROOT,
-    RunningClm,
-    _base_url,
-    _make_server,
-    _pythonpath,
-    _read_body,
-    _Soap11,
+from tests.fakes import common
+from tests.fakes.common import (
+    FakeApp,
+    FakeProcess,
+    RunningFake,
+    Tally,
+    append_records,
     gembus_fault,
-    serve,
+    read_records,
+    soap11_application,
 )
 
 NOTIFICATION_NS = "urn:gembus:notification:v1"
@@ -71,7 +62,8 @@ class SubscriberState:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self.seen = {r["eventId"] for r in read_log(self.log_path) if r["receipt"] == "received"}
+        records = read_records(self.log_path)
+        self.seen = {r["eventId"] for r in records if r["receipt"] == "received"}
 
     def receive(self, event_id: str, subscription_id: str, topic: str) -> str:
         """Decide received/duplicate and record it durably before anyone is answered."""
@@ -86,11 +78,7 @@ class SubscriberState:
                 "receivedAt": datetime.now(UTC).isoformat(),
             }
             self.records.append(record)
-            if self.log_path is not None:
-                with self.log_path.open("a", encoding="ascii") as log:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    os.fsync(log.fileno())
+            append_records(self.log_path, [record])
         return receipt
 
 
@@ -118,7 +106,7 @@ class SubscriberNotificationService(ServiceBase):
         sdrAvailable: Any,
         loadRequestPublished: Any,
     ) -> tuple[str, str]:
-        state: SubscriberState = ctx.app.subscriber_state
+        state: SubscriberState = ctx.app.fake_state
         if state.fault_code:
             raise gembus_fault(state.fault_code, f"configured to answer {state.fault_code}")
         receipt = state.receive(eventId, subscriptionId, topic)
@@ -127,11 +115,7 @@ class SubscriberNotificationService(ServiceBase):
         return eventId, receipt
 
 
-class _SubscriberApplication(Application):  # type: ignore[misc]
-    subscriber_state: SubscriberState
-
-
-class SubscriberApp:
+class SubscriberApp(FakeApp):
     """The fake subscriber as a WSGI app; GET answers a one-line description (health check)."""
 
     def __init__(
@@ -143,15 +127,15 @@ class SubscriberApp:
     ) -> None:
         log = Path(log_path) if log_path is not None else None
         self.state = SubscriberState(log, delay_s, fault_code)
-        spyne_app = _SubscriberApplication(
-            [SubscriberNotificationService],
-            tns=NOTIFICATION_NS,
-            name="Notification",
-            in_protocol=Soap11(validator=None),
-            out_protocol=_Soap11(),
+        super().__init__(
+            soap11_application(
+                SubscriberNotificationService,
+                tns=NOTIFICATION_NS,
+                name="Notification",
+                state=self.state,
+            ),
+            description=f"fake subscriber ({NOTIFICATION_NS}, SOAP 1.1)",
         )
-        spyne_app.subscriber_state = self.state
-        self._wsgi = WsgiApplication(spyne_app)
 
     @property
     def fault_code(self) -> str | None:
@@ -165,15 +149,6 @@ class SubscriberApp:
     def records(self) -> list[dict[str, str]]:
         return self.state.records
 
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        if environ.get("REQUEST_METHOD") != "POST":
-            start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8")])
-            return [f"fake subscriber ({NOTIFICATION_NS}, SOAP 1.1)\n".encode()]
-        body = _read_body(environ)
-        environ["wsgi.input"] = io.BytesIO(body)
-        environ["CONTENT_LENGTH"] = str(len(body))
-        return self._wsgi(environ, start_response)  # type: ignore[no-any-return]
-
 
 def make_subscriber_app(
     *,
@@ -184,68 +159,30 @@ def make_subscriber_app(
     return SubscriberApp(log_path=log_path, delay_s=delay_s, fault_code=fault_code)
 
 
-def read_log(path: str | os.PathLike[str] | None) -> list[dict[str, str]]:
-    """The Notify calls a subscriber (possibly another process) recorded in ``path``."""
-    if path is None or not Path(path).exists():
-        return []
-    return [json.loads(x) for x in Path(path).read_text().splitlines() if x.strip()]
-
-
-@dataclass(frozen=True)
-class Tally:
-    """SECURITY.md §7's figures for a set of expected eventIds."""
-
-    expected: int
-    lost: int  # expected but never received
-    duplicated_effects: int  # eventIds with more than one "received"
-    duplicate_deliveries: int  # deliveries answered "duplicate"
-
-
 def tally(records: list[dict[str, str]], expected: Iterable[str]) -> Tally:
-    wanted = set(expected)
-    effects = Counter(r["eventId"] for r in records if r["receipt"] == "received")
-    return Tally(
-        expected=len(wanted),
-        lost=len(wanted - set(effects)),
-        duplicated_effects=sum(1 for n in effects.values() if n > 1),
-        duplicate_deliveries=sum(1 for r in records if r["receipt"] == "duplicate"),
-    )
+    """SECURITY.md §7's figures for a set of expected eventIds."""
+    return common.tally_effects(records, expected, key=lambda r: r["eventId"], outcome="receipt")
 
 
-def serve_subscriber(app: SubscriberApp, port: int = 0) -> RunningClm:
+def serve_subscriber(app: SubscriberApp, port: int = 0) -> RunningFake:
     """Serve in a daemon thread of this process; :func:`endpoint_url` of its base URL."""
-    return serve(app, port)
+    return common.serve(app, port, path=SUBSCRIBER_PATH)
 
 
 def endpoint_url(base_url: str) -> str:
     return base_url + SUBSCRIBER_PATH
 
 
-@dataclass
-class SubscriberProcess:
-    process: subprocess.Popen[str]
-    base_url: str
-    log_path: Path
+class SubscriberProcess(FakeProcess):
+    """A fake subscriber running as its own process (see :func:`start_subscriber_process`)."""
 
-    @property
-    def url(self) -> str:
-        return endpoint_url(self.base_url)
+    module = "tests.fakes.subscriber"
+    banner = "fake-subscriber"
+    label = "fake subscriber"
+    path = SUBSCRIBER_PATH
 
     def records(self) -> list[dict[str, str]]:
-        return read_log(self.log_path)
-
-    def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(5)
+        return read_records(self.log_path)
 
 
 def start_subscriber_process(
@@ -257,45 +194,23 @@ def start_subscriber_process(
     startup_timeout: float = 15.0,
 ) -> SubscriberProcess:
     """Run ``python -m tests.fakes.subscriber`` and return once it listens."""
-    command = [sys.executable, "-m", "tests.fakes.subscriber", "--port", str(port)]
-    command += ["--delay", str(delay_s), "--log", str(log_path)]
+    args = ["--port", str(port), "--delay", str(delay_s), "--log", str(log_path)]
     if fault_code:
-        command += ["--fault", fault_code]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), *_pythonpath()])}
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    ready, _, _ = select.select([process.stdout], [], [], startup_timeout)
-    line = process.stdout.readline() if ready else ""
-    process.stdout.close()
-    prefix = "fake-subscriber listening on "
-    if not line.startswith(prefix):
-        process.kill()
-        process.wait(5)
-        raise RuntimeError(f"fake subscriber did not start (exit {process.returncode}): {line!r}")
-    return SubscriberProcess(process, line.removeprefix(prefix).strip(), Path(log_path))
+        args += ["--fault", fault_code]
+    return SubscriberProcess.start(args, log_path=log_path, startup_timeout=startup_timeout)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.subscriber",
-        description="Fake Notify subscriber (urn:gembus:notification:v1).",
+    parser = common.argument_parser(
+        SubscriberProcess,
+        "Fake Notify subscriber (urn:gembus:notification:v1).",
+        delay_help="seconds to wait per Notify",
+        log_help="append every Notify here (JSON lines)",
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port (0: a free one)")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--delay", type=float, default=0.0, help="seconds to wait per Notify")
     parser.add_argument("--fault", default=None, help="answer this fault code to every Notify")
-    parser.add_argument("--log", default=None, help="append every Notify here (JSON lines)")
     args = parser.parse_args(argv)
     app = make_subscriber_app(log_path=args.log, delay_s=args.delay, fault_code=args.fault)
-    server = _make_server(app, args.host, args.port)
-    print(f"fake-subscriber listening on {_base_url(server)}", flush=True)
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    common.run(app, args, SubscriberProcess)
 
 
 if __name__ == "__main__":
