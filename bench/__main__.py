@@ -19,6 +19,8 @@
    same gunicorn (target >= 1,000/s, p99 <= 30 ms).
 9. SDR ingest: SubmitSdrs in batches of 500 through gunicorn, durable with their outbox rows, vs
    the lxml parse-and-serialise app fed the same bodies (target >= 5,000 SDRs/s).
+10. Search EVSE: SearchEvse (10 km radius + plug filter) over 1,000,000 EVSEs through gunicorn
+   (2 workers, PostgreSQL) at 8 clients vs the lxml echo (targets p50 <= 15 ms, >= 300/s).
 10. CLM master-data pull: 100,000 EVSEs from the fake CLM process through the pull client,
    every page validated, storage skipped (issue target for the whole pull: <= 20 s).
 """
@@ -43,6 +45,7 @@ from bench import (
     http_bench,
     outbox_bench,
     sdr_bench,
+    search_bench,
     validation_bench,
 )
 
@@ -63,7 +66,13 @@ def main() -> int:
         help="SDRs behind the netted clearing statement (0 skips it; the dataset is kept)",
     )
     parser.add_argument(
-        "--regenerate", action="store_true", help="rebuild the clearing dataset even if kept"
+        "--search-evses",
+        type=int,
+        default=1_000_000,
+        help="EVSEs behind the Search EVSE figures (0 skips it; the dataset is kept)",
+    )
+    parser.add_argument(
+        "--regenerate", action="store_true", help="rebuild the kept datasets even if present"
     )
     args = parser.parse_args()
     report: dict[str, object] = {
@@ -83,6 +92,10 @@ def main() -> int:
         report["authorization"] = authorization_bench.run(args.seconds)
         report["sdr_ingest"] = sdr_bench.run(max(args.seconds, 8.0))
         report["clm_pull"] = clm_pull_bench.run()
+    if args.search_evses and not args.skip_http:
+        report["search_evse"] = search_bench.run(
+            max(args.seconds, 10.0), args.clients, args.search_evses, args.regenerate
+        )
     if args.clearing_sdrs:
         report["clearing"] = clearing_bench.run(args.clearing_sdrs, args.regenerate)
     RESULTS.mkdir(exist_ok=True)

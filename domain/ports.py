@@ -11,6 +11,9 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
+from domain.charging.master_data import PullState
+from domain.charging.model import EvseRecord, EvseStatus, StoredEvse
+from domain.charging.search import Match, SearchQuery
 from domain.clearing.financial import (
     DayTotal,
     GrossLine,
@@ -340,6 +343,36 @@ class AuthorizationRepository(Protocol):
     ) -> tuple[list[Decision], int]: ...
 
 
+class EvseRepository(Protocol):
+    """EVSE master data, live status, upload replays and per-operator pull state
+    (persistence/evse.py). Writes join the caller's transaction."""
+
+    def lock_operator(self, operator_key: str, operator_wire: str, now: datetime) -> None:
+        """Serialise the writers of one operator's data until the transaction ends."""
+        ...
+
+    def last_updates(self, evse_keys: Sequence[str]) -> dict[str, datetime]: ...
+    def upsert(self, records: Sequence[EvseRecord], source: str, now: datetime) -> None: ...
+    def delete(self, evse_keys: Collection[str]) -> int: ...
+    def delete_operator_except(self, operator_key: str, keep: Collection[str]) -> int: ...
+    def get(self, evse_keys: Sequence[str]) -> dict[str, StoredEvse]: ...
+    def statuses(self, evse_keys: Sequence[str]) -> dict[str, EvseStatus | None]:
+        """The stored (not yet TTL-evaluated) status of each known EVSE; None: never sent."""
+        ...
+
+    def set_statuses(self, statuses: Sequence[tuple[str, EvseStatus]], now: datetime) -> None: ...
+    def search(self, query: SearchQuery, now: datetime) -> tuple[list[Match], int]: ...
+    def upload_replay(self, partner_id: str, upload_key: str) -> tuple[str, str] | None:
+        """(content hash, stored result) of an earlier upload with this key."""
+        ...
+
+    def record_upload(
+        self, partner_id: str, upload_key: str, content_hash: str, result: str, now: datetime
+    ) -> None: ...
+    def pull_state(self, operator_key: str) -> PullState | None: ...
+    def record_pull(self, state: PullState) -> None: ...
+
+
 class PasswordVault(Protocol):
     """Hashes passwords for verification and seals them for PasswordDigest checks."""
 
@@ -372,6 +405,9 @@ class UnitOfWork(Protocol):
     @property
     def authorizations(self) -> AuthorizationRepository: ...
 
+    @property
+    def evses(self) -> EvseRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -387,6 +423,7 @@ class UnitOfWork(Protocol):
 __all__ = [
     "AuthorizationRepository",
     "CustomerContractRepository",
+    "EvseRepository",
     "OutboxRepository",
     "PartnerData",
     "PartnerRepository",

@@ -25,6 +25,9 @@ from domain.marketplace.validation import ContractValidator
 from endpoints.authorization import service as authorization
 from endpoints.contract_validation import service as contract_validation
 from endpoints.customer_contracts import service as customer_contracts
+from endpoints.evse_search import service as evse_search
+from endpoints.evse_status_push import service as evse_status_push
+from endpoints.evse_upload import service as evse_upload
 from endpoints.financial_clearing import service as financial_clearing
 from endpoints.marketplace import service as marketplace
 from endpoints.sdr import service as sdr
@@ -106,6 +109,9 @@ def build_handlers() -> dict[str, dict[str, Handler]]:
         "customer_contracts": dict(customer_contracts.HANDLERS),
         "sdr": dict(sdr.HANDLERS),
         "financial_clearing": dict(financial_clearing.HANDLERS),
+        "evse_upload": dict(evse_upload.HANDLERS),
+        "evse_status_push": dict(evse_status_push.HANDLERS),
+        "evse_search": dict(evse_search.HANDLERS),
     }
 
 

@@ -704,6 +704,34 @@ def demo_load() -> None:
         click.echo(f"loaded   {line}")
     for line in demo_data.load_sdrs(gembus.uow):
         click.echo(f"loaded   {line}")
+    for line in demo_data.load_evses(gembus.uow):
+        click.echo(f"loaded   {line}")
+
+
+@demo.command("generate")
+@click.option(
+    "--evses",
+    "count",
+    type=click.IntRange(1, 5_000_000),
+    default=100_000,
+    show_default=True,
+    help="how many EVSEs to add",
+)
+@click.option("--seed", type=int, default=42, show_default=True, help="same seed, same data")
+def demo_generate(count: int, seed: int) -> None:
+    """Add a realistic Europe-wide EVSE dataset (clustered around cities, with live status).
+
+    Synthetic operators per country (e.g. DE*AK0); COPY on PostgreSQL. For Search EVSE
+    benchmarks: `gembus demo generate --evses 1000000`.
+    """
+    from gembus import evse_dataset
+
+    gembus = _gembus()
+    now = evse_dataset.now_utc()
+    with click.progressbar(length=count, label="generating EVSEs") as bar:
+        generated = evse_dataset.generate(count, seed, now)
+        written = evse_dataset.load(gembus.engine, generated, now, bar.update)
+    click.echo(f"generated {written} EVSEs with live status")
 
 
 @main.group()

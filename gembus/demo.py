@@ -253,6 +253,32 @@ _DEMO_SDR = (
 )
 
 
+#: Demo EVSEs per operator of the demo partners, around German cities (loading twice
+#: replaces them with the same set: a full load).
+DEMO_EVSES = (("DE*ICE", 60, 1), ("DE*BMW", 30, 2))
+
+
+def load_evses(uow_factory: Callable[[], UnitOfWork]) -> list[str]:
+    """EVSEs of the demo operators, with live status, through the real use cases."""
+    from domain.charging.master_data import Action, apply_records
+    from domain.charging.status import StatusUpdate, apply_statuses
+    from domain.identifiers import OperatorId
+    from gembus.evse_dataset import generate
+
+    now = datetime.now(UTC)
+    lines = []
+    for operator_wire, count, seed in DEMO_EVSES:
+        made = list(generate(count, seed, now, operators=(operator_wire,), countries=("DE",)))
+        operator = OperatorId.parse(operator_wire)
+        updates = [StatusUpdate(g.record.evse_id.wire, g.status) for g in made]
+        with uow_factory() as uow:
+            apply_records(uow, operator, Action.FULL_LOAD, [g.record for g in made], now, "demo")
+            apply_statuses(uow, operator, updates, now)
+            uow.commit()
+        lines.append(f"{count} EVSEs of {operator_wire} with live status")
+    return lines
+
+
 def load_sdrs(uow_factory: Callable[[], UnitOfWork]) -> list[str]:
     """Submit the demo SDRs through the real use case, for sessions that began just after the
     demo roaming agreement did (so loading twice is answered ``duplicate``)."""

@@ -612,3 +612,136 @@ class AuthorizationDecisionRow(Base):
     latency_ms: Mapped[float] = mapped_column(Float)
     request_hash: Mapped[str] = mapped_column(String(64))
     repeats: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+# ------------------------------------------------------------------------------ charging
+
+#: Row ids of the big tables: BIGINT on PostgreSQL, INTEGER (the rowid alias) on SQLite.
+_BigId = BigInteger().with_variant(Integer, "sqlite")
+
+
+#: What the proximity index carries besides the cell (persistence/evse.py's common filters).
+_CELL_COVERS = (
+    "latitude",
+    "longitude",
+    "static_status",
+    "plug_mask",
+    "connector_mask",
+    "mode_mask",
+    "ac_kw",
+    "dc_kw",
+    "max_kw",
+    "battery_swap",
+    "operator_key",
+    "evse_key",
+)
+
+
+class EvseRow(Base):
+    """The searchable projection of one EVSE record (domain/charging/model.py).
+
+    Kept narrow on purpose (the record's XML lives in ``evse_document``): a proximity search
+    reads a few thousand of these rows per query at 1,000,000 EVSEs. List criteria are bit
+    masks over the contract's enumerations (``plug_mask & :wanted <> 0``) and ``cell`` is the
+    0.1-degree grid cell that the proximity index uses (domain/charging/search.py).
+    """
+
+    __tablename__ = "evse"
+    __table_args__ = (
+        # Covering on PostgreSQL: a proximity search with technical/operator filters is an
+        # index-only scan (rows arrive in upload order, scattered over the heap).
+        Index("ix_evse_cell", "cell", postgresql_include=list(_CELL_COVERS)),
+        Index("ix_evse_latitude", "latitude"),
+        Index("ix_evse_operator", "operator_key", "evse_key"),
+        Index("ix_evse_city", "country", "city_fold"),
+        Index("ix_evse_postal_code", "postal_code"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    evse_key: Mapped[str] = mapped_column(String(41), unique=True)
+    evse_wire: Mapped[str] = mapped_column(String(41))
+    operator_key: Mapped[str] = mapped_column(String(8))
+    operator_wire: Mapped[str] = mapped_column(String(8))
+    country: Mapped[str] = mapped_column(String(2))
+    city_fold: Mapped[str] = mapped_column(String(64))
+    postal_code: Mapped[str | None] = mapped_column(String(10))
+    street_fold: Mapped[str | None] = mapped_column(String(255))
+    house_number: Mapped[str | None] = mapped_column(String(16))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    cell: Mapped[int] = mapped_column(Integer)
+    plug_mask: Mapped[int] = mapped_column(Integer)
+    connector_mask: Mapped[int] = mapped_column(Integer)
+    mode_mask: Mapped[int] = mapped_column(Integer)
+    auth_mask: Mapped[int] = mapped_column(Integer)
+    payment_mask: Mapped[int] = mapped_column(Integer)
+    service_mask: Mapped[int] = mapped_column(Integer)
+    accessibility: Mapped[str] = mapped_column(String(32))
+    ac_kw: Mapped[float | None] = mapped_column(Float)
+    dc_kw: Mapped[float | None] = mapped_column(Float)
+    max_kw: Mapped[float | None] = mapped_column(Float)
+    battery_swap: Mapped[bool] = mapped_column(Boolean)
+    reservable: Mapped[bool] = mapped_column(Boolean)
+    renewable: Mapped[bool] = mapped_column(Boolean)
+    dynamic_info: Mapped[bool] = mapped_column(Boolean)
+    static_status: Mapped[str] = mapped_column(String(12))
+    twentyfourseven: Mapped[bool] = mapped_column(Boolean)
+    #: Opening hours, schedule and time zone as JSON, for "open now" (evaluated in Python).
+    hours_json: Mapped[str | None] = mapped_column(Text)
+    last_update: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    source: Mapped[str] = mapped_column(String(8))  # upload | pull
+
+
+class EvseDocumentRow(Base):
+    """The record as the operator sent it (canonical XML): what every read answers."""
+
+    __tablename__ = "evse_document"
+
+    evse_key: Mapped[str] = mapped_column(String(41), primary_key=True)
+    document: Mapped[str] = mapped_column(Text)
+
+
+class EvseStatusRow(Base):
+    """Live status, apart from master data: it changes every few minutes and expires.
+
+    The wire values are stored; a ttl in the past reads as unknown (evaluated at read time,
+    so there is no sweeper)."""
+
+    __tablename__ = "evse_status"
+
+    evse_key: Mapped[str] = mapped_column(String(41), primary_key=True)
+    major: Mapped[str] = mapped_column(String(16))
+    minor: Mapped[str | None] = mapped_column(String(16))
+    ttl: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class EvseOperatorRow(Base):
+    """One row per operator ID with data: its lock (uploads and pulls apply one at a time)
+    and the state of gembus's pulls from its CLM."""
+
+    __tablename__ = "evse_operator"
+
+    operator_key: Mapped[str] = mapped_column(String(8), primary_key=True)
+    operator_wire: Mapped[str] = mapped_column(String(8))
+    last_write_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    pull_last_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pull_last_success_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pull_last_full_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    pull_last_error: Mapped[str | None] = mapped_column(Text)
+    pull_records: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class EvseUploadRow(Base):
+    """The answer to each upload, kept for replays (key: uploadId + part, or content hash)."""
+
+    __tablename__ = "evse_upload"
+    __table_args__ = (UniqueConstraint("partner_id", "upload_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    partner_id: Mapped[str] = mapped_column(String(64))
+    upload_key: Mapped[str] = mapped_column(String(160))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    result: Mapped[str] = mapped_column(Text)
+    processed_at: Mapped[datetime] = mapped_column(UtcDateTime)

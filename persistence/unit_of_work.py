@@ -14,6 +14,7 @@ from persistence.clearing_authorization import (
     SqlAuthorizationRepository,
     SqlCustomerContractRepository,
 )
+from persistence.evse import SqlEvseRepository
 from persistence.marketplace import SqlMarketplaceRepository
 from persistence.outbox import SqlOutboxRepository
 from persistence.repositories import SqlPartnerRepository
@@ -30,6 +31,7 @@ class SqlUnitOfWork:
     authorizations: SqlAuthorizationRepository
     sdrs: SqlSdrRepository
     clearing: SqlClearingRepository
+    evses: SqlEvseRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -43,6 +45,7 @@ class SqlUnitOfWork:
         self.authorizations = SqlAuthorizationRepository(self.session)
         self.sdrs = SqlSdrRepository(self.session)
         self.clearing = SqlClearingRepository(self.session)
+        self.evses = SqlEvseRepository(self.session)
         return self
 
     def __exit__(

@@ -14,6 +14,11 @@ from persistence.migrate import upgrade
 
 #: Child tables first: the PostgreSQL database is shared by the whole session.
 TABLES = (
+    "evse_upload",
+    "evse_operator",
+    "evse_status",
+    "evse_document",
+    "evse",
     "authorization_decision",
     "authorization_settings",
     "customer_contract_token",

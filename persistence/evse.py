@@ -1,0 +1,536 @@
+"""EVSE master data, documents, live status, upload replays and pull state (tables ``evse*``).
+
+Search EVSE is one SQL statement per page on both databases: the criteria become conditions
+on the narrow ``evse`` table (bit masks for list criteria, the grid cell and bounding box for
+proximity), the exact great-circle distance is computed by the database (SQLite has the math
+functions since 3.35) on the rows that survive, and only the page's rows fetch their document
+and status. Only "open now" needs Python (time zones, weekdays): then the candidates' keys
+and hours come back, are filtered by domain/charging/opening.py, and the page is cut after.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime, time
+from typing import Any, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Table,
+    delete,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from domain.charging.master_data import PullState
+from domain.charging.model import (
+    AUTH_MODES,
+    CHARGING_MODES,
+    CONNECTOR_STANDARDS,
+    PAYMENT_OPTIONS,
+    PLUGS,
+    UNKNOWN,
+    VALUE_ADDED_SERVICES,
+    EvseRecord,
+    EvseStatus,
+    Major,
+    OpeningTimes,
+    Period,
+    ScheduledStatus,
+    StoredEvse,
+    mask,
+)
+from domain.charging.opening import is_open_at
+from domain.charging.search import (
+    EARTH_RADIUS_KM,
+    Match,
+    SearchQuery,
+    bounding_box,
+    cells_for,
+    grid_cell,
+)
+from persistence.bulk import on_postgres
+from persistence.tables import (
+    EvseDocumentRow,
+    EvseOperatorRow,
+    EvseRow,
+    EvseStatusRow,
+    EvseUploadRow,
+)
+
+EVSE = cast(Table, EvseRow.__table__)
+DOCUMENT = cast(Table, EvseDocumentRow.__table__)
+STATUS = cast(Table, EvseStatusRow.__table__)
+OPERATOR = cast(Table, EvseOperatorRow.__table__)
+#: Rows per statement when deleting by key (stays under SQLite's variable limit).
+_CHUNK = 500
+
+
+def projection(record: EvseRecord, source: str, now: datetime) -> dict[str, Any]:
+    """The ``evse`` row of a record: what Search EVSE filters on, derived once at write time."""
+    a = record.address
+    return {
+        "evse_key": record.evse_id.key,
+        "evse_wire": record.evse_id.wire,
+        "operator_key": record.operator_id.key,
+        "operator_wire": record.operator_id.wire,
+        "country": a.country,
+        "city_fold": a.city.casefold(),
+        "postal_code": a.postal_code,
+        "street_fold": a.street.casefold() if a.street else None,
+        "house_number": a.house_number,
+        "latitude": record.latitude,
+        "longitude": record.longitude,
+        "cell": grid_cell(record.latitude, record.longitude),
+        "plug_mask": mask(record.plugs, PLUGS),
+        "connector_mask": mask(record.connectors, CONNECTOR_STANDARDS),
+        "mode_mask": mask(record.charging_modes, CHARGING_MODES),
+        "auth_mask": mask(record.auth_modes, AUTH_MODES),
+        "payment_mask": mask(record.payment_options, PAYMENT_OPTIONS),
+        "service_mask": mask(record.value_added_services, VALUE_ADDED_SERVICES),
+        "accessibility": record.accessibility,
+        "ac_kw": _power(record, "AC"),
+        "dc_kw": _power(record, "DC"),
+        "max_kw": record.max_power() if record.facilities else None,
+        "battery_swap": record.battery_swap,
+        "reservable": record.reservable,
+        "renewable": record.renewable,
+        "dynamic_info": record.dynamic_info in ("true", "auto"),
+        "static_status": record.static_status,
+        "twentyfourseven": record.opening is not None and record.opening.twentyfourseven,
+        "hours_json": hours_json(record),
+        "last_update": record.last_update,
+        "updated_at": now,
+        "source": source,
+    }
+
+
+def _power(record: EvseRecord, current: str) -> float | None:
+    """Highest power of that current; 0 for a facility of that current without a power."""
+    if not record.has_current(current):
+        return None
+    return record.max_power(current) or 0.0
+
+
+def hours_json(record: EvseRecord) -> str | None:
+    """What "open now" needs, as JSON; None when the record has no opening times."""
+    hours = record.opening
+    if hours is None:
+        return None
+    return json.dumps(
+        {
+            "tz": record.address.time_zone,
+            "status": record.static_status,
+            "x": hours.twentyfourseven,
+            "regular": [[d, b.isoformat(), e.isoformat()] for d, b, e in hours.regular],
+            "open": [_period(p) for p in hours.exceptional_openings],
+            "closed": [_period(p) for p in hours.exceptional_closings],
+            "schedule": [[*_period(s.period), s.static_status] for s in record.schedule],
+        }
+    )
+
+
+def _period(p: Period) -> list[str | None]:
+    return [p.start.isoformat(), p.end.isoformat() if p.end else None]
+
+
+def _unperiod(start: str, end: str | None) -> Period:
+    return Period(datetime.fromisoformat(start), datetime.fromisoformat(end) if end else None)
+
+
+def open_at(text: str, at: datetime) -> bool:
+    """domain/charging/opening.py on the stored JSON of ``hours_json``."""
+    data = json.loads(text)
+    hours = OpeningTimes(
+        data["x"],
+        tuple((d, time.fromisoformat(b), time.fromisoformat(e)) for d, b, e in data["regular"]),
+        tuple(_unperiod(*p) for p in data["open"]),
+        tuple(_unperiod(*p) for p in data["closed"]),
+    )
+    schedule = tuple(ScheduledStatus(_unperiod(s, e), st) for s, e, st in data["schedule"])
+    return is_open_at(hours, schedule, data["status"], data["tz"], at)
+
+
+class SqlEvseRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def _insert(self, table: Table) -> Any:
+        dialect = postgresql if on_postgres(self.session) else sqlite
+        return dialect.insert(table)
+
+    # ----------------------------------------------------------------- master data
+
+    def lock_operator(self, operator_key: str, operator_wire: str, now: datetime) -> None:
+        """Upsert the operator's row: the row lock holds until the transaction ends."""
+        stmt = self._insert(OPERATOR).values(
+            operator_key=operator_key, operator_wire=operator_wire, last_write_at=now
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["operator_key"], set_={"last_write_at": now}
+        )
+        self.session.execute(stmt)
+
+    def last_updates(self, evse_keys: Sequence[str]) -> dict[str, datetime]:
+        found: dict[str, datetime] = {}
+        for chunk in _chunks(list(evse_keys)):
+            stmt = select(EVSE.c.evse_key, EVSE.c.last_update).where(EVSE.c.evse_key.in_(chunk))
+            found.update((k, v) for k, v in self.session.execute(stmt))
+        return found
+
+    def upsert(self, records: Sequence[EvseRecord], source: str, now: datetime) -> None:
+        if not records:
+            return
+        rows = [projection(r, source, now) for r in records]
+        stmt = self._insert(EVSE).values(rows)
+        columns = {c: stmt.excluded[c] for c in rows[0] if c != "evse_key"}
+        self.session.execute(stmt.on_conflict_do_update(index_elements=["evse_key"], set_=columns))
+        docs = [{"evse_key": r.evse_id.key, "document": r.document} for r in records]
+        dstmt = self._insert(DOCUMENT).values(docs)
+        self.session.execute(
+            dstmt.on_conflict_do_update(
+                index_elements=["evse_key"], set_={"document": dstmt.excluded.document}
+            )
+        )
+
+    def delete(self, evse_keys: Collection[str]) -> int:
+        deleted = 0
+        for chunk in _chunks(sorted(evse_keys)):
+            for table in (STATUS, DOCUMENT):
+                self.session.execute(delete(table).where(table.c.evse_key.in_(chunk)))
+            result = self.session.execute(delete(EVSE).where(EVSE.c.evse_key.in_(chunk)))
+            deleted += int(result.rowcount)  # type: ignore[attr-defined]
+        return deleted
+
+    def delete_operator_except(self, operator_key: str, keep: Collection[str]) -> int:
+        stored = self.session.scalars(
+            select(EVSE.c.evse_key).where(EVSE.c.operator_key == operator_key)
+        )
+        keeping = set(keep)
+        return self.delete([k for k in stored if k not in keeping])
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, evse_keys: Sequence[str]) -> dict[str, StoredEvse]:
+        found: dict[str, StoredEvse] = {}
+        for chunk in _chunks(list(dict.fromkeys(evse_keys))):
+            found.update(
+                (row.evse_key, _stored(row)) for row in self.session.execute(_rows_of(chunk))
+            )
+        return found
+
+    def statuses(self, evse_keys: Sequence[str]) -> dict[str, EvseStatus | None]:
+        found: dict[str, EvseStatus | None] = {}
+        for chunk in _chunks(list(dict.fromkeys(evse_keys))):
+            stmt = (
+                select(EVSE.c.evse_key, STATUS.c.major, STATUS.c.minor, STATUS.c.ttl)
+                .select_from(EVSE.outerjoin(STATUS, STATUS.c.evse_key == EVSE.c.evse_key))
+                .where(EVSE.c.evse_key.in_(chunk))
+            )
+            for row in self.session.execute(stmt):
+                found[row.evse_key] = _status(row) if row.major is not None else None
+        return found
+
+    def set_statuses(self, statuses: Sequence[tuple[str, EvseStatus]], now: datetime) -> None:
+        if not statuses:
+            return
+        rows = [
+            {
+                "evse_key": k,
+                "major": s.major.value,
+                "minor": s.minor,
+                "ttl": s.ttl,
+                "updated_at": now,
+            }
+            for k, s in statuses
+        ]
+        stmt = self._insert(STATUS).values(rows)
+        set_ = {c: stmt.excluded[c] for c in ("major", "minor", "ttl", "updated_at")}
+        self.session.execute(stmt.on_conflict_do_update(index_elements=["evse_key"], set_=set_))
+
+    # ----------------------------------------------------------------- search
+
+    def search(self, query: SearchQuery, now: datetime) -> tuple[list[Match], int]:
+        base, distance = _candidates(query, now)
+        if query.management.open_now:
+            return self._search_open_now(base, distance, query, now)
+        order = _order(query, EVSE.c.evse_key, EVSE.c.operator_key, distance)
+        page = (
+            base.add_columns(func.count().over().label("total"))
+            .order_by(*order)
+            .limit(query.page_size)
+            .offset(query.offset)
+            .subquery()
+        )
+        rows = list(self.session.execute(_page(page, query)))
+        if rows:
+            return [Match(_stored(row), row.distance) for row in rows], int(rows[0].total)
+        total = self.session.scalar(select(func.count()).select_from(base.subquery()))
+        return [], int(total or 0)
+
+    def _search_open_now(
+        self, base: Select[Any], distance: Any, query: SearchQuery, now: datetime
+    ) -> tuple[list[Match], int]:
+        """Open now needs Python: fetch every candidate's hours, filter, then cut the page."""
+        stmt = base.add_columns(EVSE.c.hours_json).where(EVSE.c.hours_json.is_not(None))
+        order = _order(query, EVSE.c.evse_key, EVSE.c.operator_key, distance)
+        rows = self.session.execute(stmt.order_by(*order))
+        keys = [(r.evse_key, r.distance) for r in rows if open_at(r.hours_json, now)]
+        window = keys[query.offset : query.offset + query.page_size]
+        stored = self.get([k for k, _ in window])
+        return [Match(stored[k], d) for k, d in window if k in stored], len(keys)
+
+    # ----------------------------------------------------------------- uploads and pulls
+
+    def upload_replay(self, partner_id: str, upload_key: str) -> tuple[str, str] | None:
+        row = self.session.execute(
+            select(EvseUploadRow.content_hash, EvseUploadRow.result).where(
+                EvseUploadRow.partner_id == partner_id, EvseUploadRow.upload_key == upload_key
+            )
+        ).first()
+        return (row.content_hash, row.result) if row else None
+
+    def record_upload(
+        self, partner_id: str, upload_key: str, content_hash: str, result: str, now: datetime
+    ) -> None:
+        """Keep the answer; a repeat of the key with other content overwrites it (a new upload)."""
+        table = cast(Table, EvseUploadRow.__table__)
+        stmt = self._insert(table).values(
+            partner_id=partner_id,
+            upload_key=upload_key,
+            content_hash=content_hash,
+            result=result,
+            processed_at=now,
+        )
+        set_ = {c: stmt.excluded[c] for c in ("content_hash", "result", "processed_at")}
+        self.session.execute(
+            stmt.on_conflict_do_update(index_elements=["partner_id", "upload_key"], set_=set_)
+        )
+
+    def pull_state(self, operator_key: str) -> PullState | None:
+        row = self.session.get(EvseOperatorRow, operator_key)
+        if row is None:
+            return None
+        return PullState(
+            row.operator_key,
+            row.pull_last_attempt_at,
+            row.pull_last_success_at,
+            row.pull_last_full_at,
+            row.pull_last_error,
+            row.pull_records,
+        )
+
+    def record_pull(self, state: PullState) -> None:
+        values = {
+            "pull_last_attempt_at": state.last_attempt_at,
+            "pull_last_success_at": state.last_success_at,
+            "pull_last_full_at": state.last_full_at,
+            "pull_last_error": state.last_error,
+            "pull_records": state.records,
+        }
+        result = self.session.execute(
+            update(OPERATOR).where(OPERATOR.c.operator_key == state.operator_key).values(values)
+        )
+        if not result.rowcount:  # type: ignore[attr-defined]
+            when = state.last_attempt_at or state.last_success_at
+            assert when is not None, "a pull state records at least its attempt"
+            self.session.execute(
+                OPERATOR.insert().values(
+                    operator_key=state.operator_key,
+                    operator_wire=state.operator_key,
+                    last_write_at=when,
+                    **values,
+                )
+            )
+
+
+# --------------------------------------------------------------------- query building
+
+
+def _candidates(query: SearchQuery, now: datetime) -> tuple[Select[Any], ColumnElement[Any]]:
+    """(evse_key, operator_key, distance) of every match, and the distance expression (NULL
+    without proximity). The distance appears in WHERE and SELECT: cheaper than a subquery."""
+    conditions = [*_technical(query), *_operators(query), *_management(query, now)]
+    conditions += _address(query)
+    distance: ColumnElement[Any] = literal(None)
+    if query.proximity is not None:
+        geo, distance = _proximity(query)
+        conditions += [*geo, distance <= query.proximity.radius_km]
+    source = EVSE
+    if query.management.available_now:
+        source = EVSE.join(STATUS, STATUS.c.evse_key == EVSE.c.evse_key)  # type: ignore[assignment]
+    stmt = select(EVSE.c.evse_key, EVSE.c.operator_key, distance.label("distance"))
+    return stmt.select_from(source).where(*conditions), distance
+
+
+def _order(query: SearchQuery, key: Any, operator: Any, distance: Any) -> list[Any]:
+    """By distance with proximity, else by operator then EVSE (evse_search.xsd)."""
+    return [distance, key] if query.proximity is not None else [operator, key]
+
+
+def _page(page: Any, query: SearchQuery) -> Select[Any]:
+    """The page's rows with their documents and stored status, in the page's order."""
+    key = page.c.evse_key
+    joined = (
+        page.join(EVSE, EVSE.c.evse_key == key)
+        .join(DOCUMENT, DOCUMENT.c.evse_key == key)
+        .outerjoin(STATUS, STATUS.c.evse_key == key)
+    )
+    return (
+        select(
+            EVSE.c.evse_key,
+            EVSE.c.operator_key,
+            EVSE.c.last_update,
+            DOCUMENT.c.document,
+            STATUS.c.major,
+            STATUS.c.minor,
+            STATUS.c.ttl,
+            page.c.distance,
+            page.c.total,
+        )
+        .select_from(joined)
+        .order_by(*_order(query, key, page.c.operator_key, page.c.distance))
+    )
+
+
+def _bits(column: Any, values: frozenset[str], universe: tuple[str, ...]) -> ColumnElement[bool]:
+    return cast(ColumnElement[bool], column.op("&")(mask(values, universe)) != 0)
+
+
+def _technical(query: SearchQuery) -> Iterator[ColumnElement[bool]]:
+    t = query.technical
+    if t.plugs:
+        yield _bits(EVSE.c.plug_mask, t.plugs, PLUGS)
+    if t.connectors:
+        yield _bits(EVSE.c.connector_mask, t.connectors, CONNECTOR_STANDARDS)
+    if t.charging_modes:
+        yield _bits(EVSE.c.mode_mask, t.charging_modes, CHARGING_MODES)
+    if t.value_added_services:
+        yield _bits(EVSE.c.service_mask, t.value_added_services, VALUE_ADDED_SERVICES)
+    power = {"AC": EVSE.c.ac_kw, "DC": EVSE.c.dc_kw, None: EVSE.c.max_kw}[t.current]
+    if t.current is not None:
+        yield power.is_not(None)
+    if t.min_power_kw is not None:
+        yield power >= t.min_power_kw
+    if t.battery_exchange is not None:
+        yield EVSE.c.battery_swap.is_(t.battery_exchange)
+    if t.reservable is not None:
+        yield EVSE.c.reservable.is_(t.reservable)
+
+
+def _operators(query: SearchQuery) -> Iterator[ColumnElement[bool]]:
+    o = query.operators
+    if o.operator_keys:
+        yield EVSE.c.operator_key.in_(sorted(o.operator_keys))
+    if o.countries:
+        yield EVSE.c.country.in_(sorted(o.countries))
+
+
+def _management(query: SearchQuery, now: datetime) -> Iterator[ColumnElement[bool]]:
+    m = query.management
+    if m.auth_modes:
+        yield _bits(EVSE.c.auth_mask, m.auth_modes, AUTH_MODES)
+    if m.payment_options:
+        yield _bits(EVSE.c.payment_mask, m.payment_options, PAYMENT_OPTIONS)
+    if m.accessibility:
+        yield EVSE.c.accessibility.in_(sorted(m.accessibility))
+    if m.open_24_7:
+        yield EVSE.c.twentyfourseven.is_(True)
+    yield EVSE.c.static_status.in_(sorted(m.static_statuses))
+    if m.renewable is not None:
+        yield EVSE.c.renewable.is_(m.renewable)
+    if m.dynamic_info is not None:
+        yield EVSE.c.dynamic_info.is_(m.dynamic_info)
+    if m.available_now:
+        yield STATUS.c.major == Major.AVAILABLE.value
+        yield or_(STATUS.c.ttl.is_(None), STATUS.c.ttl > now)
+
+
+def _address(query: SearchQuery) -> Iterator[ColumnElement[bool]]:
+    a = query.address
+    if a is None:
+        return
+    if a.country:
+        yield EVSE.c.country == a.country
+    if a.city:
+        yield EVSE.c.city_fold == a.city.casefold()
+    if a.postal_code:
+        yield EVSE.c.postal_code == a.postal_code
+    if a.street:
+        yield EVSE.c.street_fold.startswith(a.street.casefold(), autoescape=True)
+    if a.house_number:
+        yield EVSE.c.house_number == a.house_number
+
+
+def _proximity(query: SearchQuery) -> tuple[list[ColumnElement[bool]], ColumnElement[float]]:
+    """Index conditions (grid cells or latitude band + box) and the exact distance."""
+    p = query.proximity
+    assert p is not None
+    box = bounding_box(p)
+    geo: list[ColumnElement[bool]] = [EVSE.c.latitude.between(box.south, box.north)]
+    cells = cells_for(box)
+    if cells is not None:
+        geo.append(EVSE.c.cell.in_(cells))
+    if box.wraps:
+        geo.append(or_(EVSE.c.longitude >= box.west, EVSE.c.longitude <= box.east))
+    elif (box.west, box.east) != (-180.0, 180.0):
+        geo.append(EVSE.c.longitude.between(box.west, box.east))
+    return geo, _haversine(p.latitude, p.longitude)
+
+
+def _haversine(lat: float, lon: float) -> ColumnElement[float]:
+    """The same formula as domain/charging/search.py haversine_km, in SQL."""
+    rad = 0.017453292519943295
+    half_dlat = func.sin((EVSE.c.latitude - lat) * (rad / 2))
+    half_dlon = func.sin((EVSE.c.longitude - lon) * (rad / 2))
+    a = (
+        half_dlat * half_dlat
+        + func.cos(lat * rad) * func.cos(EVSE.c.latitude * rad) * half_dlon * half_dlon
+    )
+    return cast(ColumnElement[float], 2 * EARTH_RADIUS_KM * func.asin(func.sqrt(a)))
+
+
+def _rows_of(keys: Any) -> Select[Any]:
+    """Document, operator, last update and stored status of the EVSEs whose key is ``keys``."""
+    return (
+        select(
+            EVSE.c.evse_key,
+            EVSE.c.operator_key,
+            EVSE.c.last_update,
+            DOCUMENT.c.document,
+            STATUS.c.major,
+            STATUS.c.minor,
+            STATUS.c.ttl,
+        )
+        .select_from(
+            EVSE.join(DOCUMENT, DOCUMENT.c.evse_key == EVSE.c.evse_key).outerjoin(
+                STATUS, STATUS.c.evse_key == EVSE.c.evse_key
+            )
+        )
+        .where(EVSE.c.evse_key.in_(keys))
+    )
+
+
+def _status(row: Any) -> EvseStatus:
+    return EvseStatus(Major(row.major), row.minor, row.ttl)
+
+
+def _stored(row: Any) -> StoredEvse:
+    status = _status(row) if row.major is not None else UNKNOWN
+    return StoredEvse(row.evse_key, row.operator_key, row.document, row.last_update, status)
+
+
+def _match(row: Any) -> Match:
+    return Match(_stored(row), row.distance)
+
+
+def _chunks(items: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]

@@ -1,0 +1,320 @@
+"""EVSE upload, status push and Search EVSE on both databases, through the in-process WSGI app.
+
+Each search here is checked against domain/charging/search.py ``matches`` applied to every
+stored record: the SQL (bit masks, grid cells, SQL haversine) must agree with the rules in
+plain Python, on PostgreSQL and on SQLite.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from lxml import etree
+from sqlalchemy import text
+
+from domain.charging.master_data import Action, apply_records
+from domain.charging.model import EvseRecord
+from domain.charging.search import (
+    AddressCriteria,
+    Management,
+    Operators,
+    Proximity,
+    SearchQuery,
+    Technical,
+    haversine_km,
+    matches,
+)
+from domain.identifiers import OperatorId
+from domain.pubsub import Topic, subscribe
+from endpoints.evse_types import read_record
+from gembus.bootstrap import Gembus
+from tests.support.evse import Spec, random_specs, record_xml
+from tests.support.soap import WsgiResult, call, envelope, wsse_header
+
+ICE = ("ice-charging", "demo-operator-password")
+BMW = ("bmw-emobility", "demo-evsp2-password")
+NAVI = ("navi-search", "demo-search-password")
+U = "urn:gembus:evse-upload:v1"
+P = "urn:gembus:evse-status-push:v1"
+S = "urn:gembus:evse-search:v1"
+EV = "urn:gembus:evse:v1"
+CMN = "urn:gembus:common:v1"
+NOW = datetime.now(UTC)
+
+
+def soap(app: Any, family: str, op: str, body: str, who: tuple[str, str]) -> WsgiResult:
+    ns = {"evse_upload": U, "evse_status_push": P, "evse_search": S}[family]
+    return call(
+        app, envelope(body, wsse_header(*who)), path=f"/services/{family}", action=f"{ns}/{op}"
+    )
+
+
+def upload(
+    app: Any, who: tuple[str, str], operator: str, action: str, specs: list[Spec]
+) -> etree._Element:
+    records = "".join(record_xml(s) for s in specs)
+    body = (
+        f'<u:UploadEvseData xmlns:u="{U}" xmlns:ev="{EV}" xmlns:cmn="{CMN}">'
+        f"<u:operatorId>{operator}</u:operatorId><u:actionType>{action}</u:actionType>"
+        f"<u:evses>{records}</u:evses></u:UploadEvseData>"
+    )
+    result = soap(app, "evse_upload", "UploadEvseData", body, who)
+    assert result.status == 200, result.text
+    return etree.fromstring(result.body)
+
+
+def results(root: etree._Element) -> list[tuple[str, str, str | None]]:
+    return [
+        (
+            r.findtext(f"{{{EV}}}evseId") or "",
+            r.findtext(f"{{{EV}}}result") or "",
+            r.findtext(f"{{{EV}}}reason"),
+        )
+        for r in root.iter(f"{{{U}}}recordResult", f"{{{P}}}recordResult")
+    ]
+
+
+def parsed(spec: Spec) -> EvseRecord:
+    """The record as the upload endpoint reads it."""
+    element = etree.fromstring(
+        record_xml(spec, f'u:evse xmlns:u="{U}" xmlns:ev="{EV}" xmlns:cmn="{CMN}"')
+    )
+    record = read_record(element)
+    assert isinstance(record, EvseRecord)
+    return record
+
+
+def evse_count(gembus: Gembus, operator_key: str) -> int:
+    with gembus.engine.connect() as c:
+        return int(
+            c.execute(
+                text("SELECT count(*) FROM evse WHERE operator_key = :o"), {"o": operator_key}
+            ).scalar_one()
+        )
+
+
+def test_upload_rejects_another_operators_evse_and_stores_the_rest(gembus: Gembus) -> None:
+    own = Spec("DE*ICE*E1*1", "DE*ICE", 52.52, 13.40)
+    foreign = Spec("DE*BMW*E1*1", "DE*BMW", 52.52, 13.41)
+    root = upload(gembus.app, ICE, "DE*ICE", "insert", [own, foreign])
+    assert results(root) == [
+        ("DE*ICE*E1*1", "accepted", None),
+        ("DE*BMW*E1*1", "rejected", "EvseInconsistent"),
+    ]
+    assert evse_count(gembus, "DEICE") == 1 and evse_count(gembus, "DEBMW") == 0
+
+
+def test_operator_id_of_another_partner_is_a_caller_mismatch(gembus: Gembus) -> None:
+    body = (
+        f'<u:UploadEvseData xmlns:u="{U}" xmlns:ev="{EV}" xmlns:cmn="{CMN}"><u:operatorId>DE*BMW</u:operatorId>'
+        f"<u:actionType>insert</u:actionType><u:evses>{record_xml(Spec('DE*BMW*E9', 'DE*BMW', 50.0, 8.0))}</u:evses></u:UploadEvseData>"
+    )
+    assert (
+        soap(gembus.app, "evse_upload", "UploadEvseData", body, ICE).fault_code()
+        == "Client.CallerMismatch"
+    )
+
+
+def test_full_load_replaces_the_set_and_keeps_rejected_records(gembus: Gembus) -> None:
+    first = [Spec(f"DE*ICE*E{n}", "DE*ICE", 52.5, 13.4 + n / 100) for n in range(1, 5)]
+    upload(gembus.app, ICE, "DE*ICE", "fullLoad", first)
+    stale = Spec("DE*ICE*E2", "DE*ICE", 52.5, 13.4, last_update=datetime(2020, 1, 1, tzinfo=UTC))
+    root = upload(
+        gembus.app,
+        ICE,
+        "DE*ICE",
+        "fullLoad",
+        [first[0], stale, Spec("DE*ICE*E9", "DE*ICE", 52.6, 13.5)],
+    )
+    assert [r[2] for r in results(root)] == [None, "StaleRecord", None]
+    assert root.findtext(f".//{{{U}}}deletedByFullLoad") == "2"  # E3 and E4; E2 keeps its version
+    with gembus.engine.connect() as c:
+        keys = c.execute(text("SELECT evse_key FROM evse ORDER BY evse_key")).scalars().all()
+    assert keys == ["DEICEE1", "DEICEE2", "DEICEE9"]
+
+
+def test_full_load_is_atomic_when_the_transaction_fails(gembus: Gembus) -> None:
+    upload(gembus.app, ICE, "DE*ICE", "fullLoad", [Spec("DE*ICE*E1", "DE*ICE", 52.5, 13.4)])
+    operator = OperatorId.parse("DE*ICE")
+    new = [parsed(Spec("DE*ICE*E7", "DE*ICE", 52.5, 13.4))]
+    with pytest.raises(RuntimeError), gembus.uow() as uow:
+        outcome = apply_records(uow, operator, Action.FULL_LOAD, new, NOW)
+        assert outcome.deleted_by_full_load == 1
+        raise RuntimeError("the connection broke before COMMIT")
+    with gembus.engine.connect() as c:
+        assert c.execute(text("SELECT evse_key FROM evse")).scalars().all() == ["DEICEE1"]
+
+
+def test_replayed_upload_returns_the_stored_answer(gembus: Gembus) -> None:
+    spec = Spec("DE*ICE*E5", "DE*ICE", 52.5, 13.4)
+    first = upload(gembus.app, ICE, "DE*ICE", "insert", [spec])
+    again = upload(gembus.app, ICE, "DE*ICE", "insert", [spec])
+    assert (
+        first.findtext(f".//{{{U}}}replayed") == "false"
+        and again.findtext(f".//{{{U}}}replayed") == "true"
+    )
+    assert results(again) == [("DE*ICE*E5", "accepted", None)]  # not DuplicateEvse: a replay
+
+
+def push(
+    app: Any,
+    who: tuple[str, str],
+    operator: str,
+    rows: list[tuple[str, str, str | None, datetime | None]],
+) -> etree._Element:
+    items = "".join(
+        f"<p:evseStatus><ev:evseId>{e}</ev:evseId><ev:major>{major}</ev:major>"
+        + (f"<ev:minor>{minor}</ev:minor>" if minor else "")
+        + (f"<ev:ttl>{ttl.isoformat()}</ev:ttl>" if ttl else "")
+        + "</p:evseStatus>"
+        for e, major, minor, ttl in rows
+    )
+    body = f'<p:PushEvseStatus xmlns:p="{P}" xmlns:ev="{EV}"><p:operatorId>{operator}</p:operatorId>{items}</p:PushEvseStatus>'
+    result = soap(app, "evse_status_push", "PushEvseStatus", body, who)
+    assert result.status == 200, result.text
+    return etree.fromstring(result.body)
+
+
+def test_status_push_rules_and_outbox(gembus: Gembus) -> None:
+    upload(gembus.app, ICE, "DE*ICE", "insert", [Spec("DE*ICE*E1", "DE*ICE", 52.5, 13.4)])
+    with gembus.uow() as uow:  # a subscriber, so that publishing leaves outbox rows
+        evsp = uow.partners.get("tnm-mobility")
+        assert evsp is not None
+        sub = subscribe(uow, evsp, Topic.EVSE_STATUS_CHANGED, "http://127.0.0.1:9/n", None, NOW)
+        uow.commit()
+    soon = NOW + timedelta(minutes=5)
+    root = push(
+        gembus.app,
+        ICE,
+        "DE*ICE",
+        [
+            ("DE*ICE*E1", "available", "charging", soon),
+            ("DE*ICE*E1", "available", "available", soon),
+            ("DE*ICE*E404", "available", None, soon),
+            ("DE*BMW*E1", "available", None, soon),
+            ("DE*ICE*E1", "available", None, NOW - timedelta(minutes=1)),
+        ],
+    )
+    assert [r[2] for r in results(root)] == [
+        "InvalidStatusPair",
+        None,
+        "UnknownEvse",
+        "EvseInconsistent",
+        "DuplicateInBatch",
+    ]
+    assert queued(gembus, sub.subscription_id) == 1  # the one accepted change, once
+    push(gembus.app, ICE, "DE*ICE", [("DE*ICE*E1", "available", "available", soon)])
+    assert queued(gembus, sub.subscription_id) == 1  # unchanged: nothing to tell
+
+
+def queued(gembus: Gembus, subscription_id: str) -> int:
+    with gembus.engine.connect() as c:
+        query = text("SELECT count(*) FROM outbox WHERE subscription_id = :s")
+        return int(c.execute(query, {"s": subscription_id}).scalar_one())
+
+
+def test_expired_status_reads_as_unknown(gembus: Gembus) -> None:
+    upload(gembus.app, ICE, "DE*ICE", "insert", [Spec("DE*ICE*E1", "DE*ICE", 52.5, 13.4)])
+    push(
+        gembus.app,
+        ICE,
+        "DE*ICE",
+        [("DE*ICE*E1", "not-available", "charging", NOW + timedelta(seconds=2))],
+    )
+    with gembus.engine.begin() as c:  # time passes: move the ttl into the past
+        c.execute(text("UPDATE evse_status SET ttl = :t"), {"t": NOW - timedelta(seconds=1)})
+    body = f'<s:GetEvseStatusById xmlns:s="{S}"><s:evseId>DE*ICE*E1</s:evseId><s:evseId>DE*ICE*E2</s:evseId></s:GetEvseStatusById>'
+    root = etree.fromstring(soap(gembus.app, "evse_search", "GetEvseStatusById", body, NAVI).body)
+    assert [e.findtext(f".//{{{EV}}}major") for e in root.iter(f"{{{S}}}evseStatus")] == [
+        "unknown",
+        None,
+    ]
+    assert [e.findtext(f"{{{EV}}}result") for e in root.iter(f"{{{S}}}evseStatus")] == [
+        "found",
+        "notFound",
+    ]
+
+
+QUERIES = [
+    SearchQuery(technical=Technical(plugs=frozenset({"CCS Combo 2 Plug (Cable Attached)"}))),
+    SearchQuery(technical=Technical(current="DC", min_power_kw=100.0)),
+    SearchQuery(technical=Technical(battery_exchange=True)),
+    SearchQuery(technical=Technical(charging_modes=frozenset({"CHAdeMO"}), reservable=True)),
+    SearchQuery(operators=Operators(frozenset({"DEBMW"}), frozenset({"PL"}))),
+    SearchQuery(
+        management=Management(
+            auth_modes=frozenset({"Remote"}), payment_options=frozenset({"Direct"})
+        )
+    ),
+    SearchQuery(
+        management=Management(accessibility=frozenset({"Restricted access"}), open_24_7=True)
+    ),
+    SearchQuery(
+        management=Management(open_now=True, static_statuses=frozenset({"Operative", "Closed"}))
+    ),
+    SearchQuery(address=AddressCriteria(country="DE", city="potsdam", street="bahnhof")),
+    SearchQuery(address=AddressCriteria(postal_code="70-001")),
+    SearchQuery(proximity=Proximity(52.52, 13.40, 10.0)),
+    SearchQuery(
+        technical=Technical(plugs=frozenset({"Type 2 Outlet"})),
+        management=Management(auth_modes=frozenset({"RfidMifareDes"})),
+        address=AddressCriteria(city="Berlin"),
+        proximity=Proximity(52.52, 13.40, 25.0),
+        page=2,
+        page_size=5,
+    ),
+]
+
+
+@pytest.mark.parametrize("query", QUERIES)
+def test_search_agrees_with_the_rules_in_python(gembus: Gembus, query: SearchQuery) -> None:
+    specs = random_specs(("DE*ICE", "DE*BMW"), 120)
+    upload(gembus.app, ICE, "DE*ICE", "insert", [s for s in specs if s.operator == "DE*ICE"])
+    upload(gembus.app, BMW, "DE*BMW", "insert", [s for s in specs if s.operator == "DE*BMW"])
+    records = [parsed(s) for s in specs]
+    with gembus.uow() as uow:
+        found, total = uow.evses.search(query, NOW)
+    expected = [r for r in records if matches(r, query, NOW)]
+    p = query.proximity
+    if p is not None:
+        expected.sort(
+            key=lambda r: (
+                haversine_km(p.latitude, p.longitude, r.latitude, r.longitude),
+                r.evse_id.key,
+            )
+        )
+    else:
+        expected.sort(key=lambda r: (r.operator_id.key, r.evse_id.key))
+    window = expected[query.offset : query.offset + query.page_size]
+    assert total == len(expected) and total > 0
+    assert [m.evse.evse_key for m in found] == [r.evse_id.key for r in window]
+    if p is not None:
+        for m, r in zip(found, window, strict=True):
+            assert m.distance_km == pytest.approx(
+                haversine_km(p.latitude, p.longitude, r.latitude, r.longitude), abs=1e-6
+            )
+
+
+def test_migration_0009_mirrors_the_tables(gembus: Gembus) -> None:
+    """The charging tables, columns and indexes of persistence/tables.py are what 0009 creates."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from persistence.tables import Base
+
+    ours = {"evse", "evse_document", "evse_status", "evse_operator", "evse_upload"}
+    with gembus.engine.connect() as connection:
+        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+
+    def touches_ours(item: Any) -> bool:
+        change = item[0] if isinstance(item, list) else item
+        for part in change[1:]:
+            table = getattr(part, "table", None)
+            name = getattr(table, "name", None) or getattr(part, "name", None)
+            if (isinstance(part, str) and part in ours) or name in ours:
+                return True
+        return False
+
+    assert [d for d in diff if touches_ours(d)] == []
