@@ -15,15 +15,11 @@ request, all Authorized.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 
-from cryptography.fernet import Fernet
 from sqlalchemy import create_engine, text
 
-from bench.http_bench import REPO, _database, _gunicorn, _load
+from bench.http_bench import _database, _gunicorn, _load, demo_env
 from tests.support.soap import envelope, wsse_header
 
 ACTION = "urn:gembus:authorization:v1/AuthorizeRoaming"
@@ -73,20 +69,7 @@ def _decisions(url: str) -> tuple[int, int]:
 def run(seconds: float, clients: int = CLIENTS) -> dict[str, object]:
     count = int(seconds * 3000)
     with _database() as (url, kind):
-        env = {
-            **os.environ,
-            "GEMBUS_DATABASE_URL": url,
-            "GEMBUS_SECRET_KEY": Fernet.generate_key().decode(),
-            "GEMBUS_LOG_LEVEL": "WARNING",
-        }
-        for command in (["db", "upgrade"], ["demo", "load"]):
-            subprocess.run(
-                [sys.executable, "-m", "gembus.cli", *command],
-                env=env,
-                cwd=REPO,
-                check=True,
-                capture_output=True,
-            )
+        env = demo_env(url)
         with _gunicorn("bench.echo_app:app", env) as port:  # the same messages, parsed and echoed
             echo = _load(port, "/echo", ACTION, _bodies(count), seconds, clients)
         bodies = _bodies(count + 400)

@@ -17,13 +17,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from domain.clearing.financial import Period, StatementStatus, net_lines, run_statement
 from persistence.engine import make_session_factory
 from persistence.migrate import upgrade
 from persistence.unit_of_work import SqlUnitOfWork
-from tests.support.databases import postgres_admin_url
+from tests.support.databases import kept_postgres_database
 
 DATABASE = "gembus_bench_clearing"
 NOVEMBER = Period(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
@@ -64,19 +63,7 @@ FROM generate_series(0, :n - 1) AS o, generate_series(0, :n - 1) AS p,
 
 def _database(regenerate: bool, count: int) -> str:
     name = DATABASE if count == 10_000_000 else f"{DATABASE}_{count}"
-    admin_url = make_url(postgres_admin_url())
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        exists = connection.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}
-        ).first()
-        if exists and regenerate:
-            connection.execute(text(f'DROP DATABASE "{name}"'))
-            exists = None
-        if not exists:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    url = kept_postgres_database(name, regenerate=regenerate)
     engine = create_engine(url)
     upgrade(engine)
     with engine.begin() as connection:

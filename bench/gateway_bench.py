@@ -10,15 +10,12 @@ would give 0.5).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from cryptography.fernet import Fernet
 
-from bench.http_bench import REPO, _database, _gunicorn, _load
+from bench.http_bench import _database, _gunicorn, _load, demo_env
 from domain.marketplace import catalogue, contracts
 from domain.marketplace.model import (
     InterfaceRef,
@@ -86,22 +83,9 @@ def run(seconds: float = 5.0, clients: int = 8) -> dict[str, object]:
         for _ in range(count * 2)
     ]
     with _database() as (url, kind):
-        env = {
-            **os.environ,
-            "GEMBUS_DATABASE_URL": url,
-            "GEMBUS_SECRET_KEY": Fernet.generate_key().decode(),
-            "GEMBUS_LOG_LEVEL": "WARNING",
-            "GEMBUS_GATEWAY_VALIDATE_RESPONSES": "off",
-            "GEMBUS_GATEWAY_RATE_PER_SECOND": "0",
-        }
-        for command in (["db", "upgrade"], ["demo", "load"]):
-            subprocess.run(
-                [sys.executable, "-m", "gembus.cli", *command],
-                env=env,
-                cwd=REPO,
-                check=True,
-                capture_output=True,
-            )
+        env = demo_env(
+            url, GEMBUS_GATEWAY_VALIDATE_RESPONSES="off", GEMBUS_GATEWAY_RATE_PER_SECOND="0"
+        )
         with _gunicorn("bench.echo_app:app", env) as provider_port:
             service_id = _register_provider(url, f"http://127.0.0.1:{provider_port}/reservation")
             with _gunicorn("gembus.wsgi:app", env) as gateway_port:

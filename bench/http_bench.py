@@ -82,6 +82,27 @@ def _gunicorn(app: str, env: dict[str, str], *extra: str) -> Iterator[int]:
         process.wait(timeout=15)
 
 
+def demo_env(url: str, **settings: str) -> dict[str, str]:
+    """The environment of a bench's gembus processes: ``url`` migrated and loaded with the demo
+    partners (through the CLI, as a user would), quiet logs, a fresh secret key."""
+    env = {
+        **os.environ,
+        "GEMBUS_DATABASE_URL": url,
+        "GEMBUS_SECRET_KEY": Fernet.generate_key().decode(),
+        "GEMBUS_LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    for command in (["db", "upgrade"], ["demo", "load"]):
+        subprocess.run(
+            [sys.executable, "-m", "gembus.cli", *command],
+            env=env,
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
+    return env
+
+
 def _load(
     port: int, path: str, action: str, bodies: list[bytes], seconds: float, clients: int
 ) -> dict[str, float]:
@@ -160,20 +181,7 @@ def run(seconds: float, clients: int) -> dict[str, object]:
     }
     results: dict[str, object] = {}
     with _database() as (url, kind):
-        env = {
-            **os.environ,
-            "GEMBUS_DATABASE_URL": url,
-            "GEMBUS_SECRET_KEY": Fernet.generate_key().decode(),
-            "GEMBUS_LOG_LEVEL": "WARNING",
-        }
-        for command in (["db", "upgrade"], ["demo", "load"]):
-            subprocess.run(
-                [sys.executable, "-m", "gembus.cli", *command],
-                env=env,
-                cwd=REPO,
-                check=True,
-                capture_output=True,
-            )
+        env = demo_env(url)
         echo_bodies = scenarios["GetPartner"][2] * 3  # the echo needs no fresh nonces
         with _gunicorn("bench.echo_app:app", env) as port:
             echo = _load(port, "/echo", ACTION, echo_bodies, seconds, clients)

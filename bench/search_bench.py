@@ -18,11 +18,10 @@ import sys
 import time
 
 from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from bench.http_bench import REPO, _gunicorn, _load
 from gembus.evse_dataset import CITIES
-from tests.support.databases import postgres_admin_url
+from tests.support.databases import kept_postgres_database
 from tests.support.soap import envelope, wsse_header
 
 DATABASE = "gembus_bench_evse"
@@ -33,19 +32,7 @@ KEY = base64.urlsafe_b64encode(b"gembus-bench-evse-search-key-32b").decode()
 
 def _database(count: int, regenerate: bool) -> str:
     name = DATABASE if count == 1_000_000 else f"{DATABASE}_{count}"
-    admin_url = make_url(postgres_admin_url())
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        exists = connection.execute(
-            text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}
-        ).first()
-        if exists and regenerate:
-            connection.execute(text(f'DROP DATABASE "{name}"'))
-            exists = None
-        if not exists:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return admin_url.set(database=name).render_as_string(hide_password=False)
+    return kept_postgres_database(name, regenerate=regenerate)
 
 
 def _cli(env: dict[str, str], *args: str) -> None:

@@ -57,3 +57,21 @@ def fresh_postgres_database() -> Iterator[str]:
             )
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+def kept_postgres_database(name: str, *, regenerate: bool = False) -> str:
+    """A named database that outlives the run (benchmark datasets take minutes to generate):
+    created when missing, dropped and created again with ``regenerate``; returns its URL."""
+    admin_url = make_url(postgres_admin_url())
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        exists = connection.execute(
+            text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": name}
+        ).first()
+        if exists and regenerate:
+            connection.execute(text(f'DROP DATABASE "{name}"'))
+            exists = None
+        if not exists:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return admin_url.set(database=name).render_as_string(hide_password=False)
