@@ -4,8 +4,10 @@ Search EVSE is one SQL statement per page on both databases: the criteria become
 on the narrow ``evse`` table (bit masks for list criteria, the grid cell and bounding box for
 proximity), the exact great-circle distance is computed by the database (SQLite has the math
 functions since 3.35) on the rows that survive, and only the page's rows fetch their document
-and status. Only "open now" needs Python (time zones, weekdays): then the candidates' keys
-and hours come back, are filtered by domain/charging/opening.py, and the page is cut after.
+and status. Its hot shape (proximity with plug, connector, mode and static-status criteria)
+is a statement prepared once per PostgreSQL connection (see _NEAR_SQL). Only "open now" needs
+Python (time zones, weekdays): then the candidates' keys and hours come back, are filtered by
+domain/charging/opening.py, and the page is cut after.
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
+    Float,
+    Integer,
     Select,
     Table,
+    column,
     delete,
     func,
     literal,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,8 +56,11 @@ from domain.charging.model import (
 from domain.charging.opening import is_open_at
 from domain.charging.search import (
     EARTH_RADIUS_KM,
+    Management,
     Match,
+    Operators,
     SearchQuery,
+    Technical,
     bounding_box,
     cells_for,
     grid_cell,
@@ -258,6 +267,11 @@ class SqlEvseRepository:
     # ----------------------------------------------------------------- search
 
     def search(self, query: SearchQuery, now: datetime) -> tuple[list[Match], int]:
+        near = _near_values(query) if on_postgres(self.session) else None
+        if near is not None:
+            found = self._search_near(near, query.offset)
+            if found is not None:
+                return found
         base, distance = _candidates(query, now)
         if query.management.open_now:
             return self._search_open_now(base, distance, query, now)
@@ -274,6 +288,17 @@ class SqlEvseRepository:
             return [Match(_stored(row), row.distance) for row in rows], int(rows[0].total)
         total = self.session.scalar(select(func.count()).select_from(base.subquery()))
         return [], int(total or 0)
+
+    def _search_near(self, values: dict[str, Any], offset: int) -> tuple[list[Match], int] | None:
+        """The prepared proximity statement; None for a page past the end (no total on it)."""
+        connection = self.session.connection()
+        if not connection.info.get(_NEAR_NAME):
+            connection.exec_driver_sql(f"PREPARE {_NEAR_NAME} {_NEAR_SQL}")
+            connection.info[_NEAR_NAME] = True
+        rows = connection.execute(_NEAR_EXECUTE, values).all()
+        if rows:
+            return [Match(_stored(row), row.distance) for row in rows], int(rows[0].total)
+        return ([], 0) if offset == 0 else None
 
     def _search_open_now(
         self, base: Select[Any], distance: Any, query: SearchQuery, now: datetime
@@ -352,6 +377,96 @@ class SqlEvseRepository:
 
 
 # --------------------------------------------------------------------- query building
+
+# The hot shape of Search EVSE (proximity, optionally plugs / connectors / charging modes and
+# static statuses; everything the covering cell index holds) is one statement prepared once per
+# PostgreSQL connection: no statement building in Python and no planning per request. It is
+# _candidates + _page written out, with the same distance arithmetic (_haversine), so both
+# paths answer alike; a mask of 0 means "not asked". Any other criterion takes _candidates.
+_NEAR_NAME = "gembus_evse_near"
+# The constants are _haversine's (2 * EARTH_RADIUS_KM, rad / 2, rad); "latitude + 0" keeps the
+# generic plan off ix_evse_latitude (a bitmap AND with the cell index is 3x slower here).
+_NEAR_SQL = """
+(int[], float8, float8, float8, float8, float8, float8, float8, text[], int8, int8, int8,
+ float8, int8, int8) AS
+SELECT e.evse_key, e.operator_key, e.last_update, d.document, s.major, s.minor, s.ttl,
+       p.distance, p.total
+FROM (
+    SELECT evse_key, distance, count(*) OVER () AS total
+    FROM (
+        SELECT evse_key, 12742.0176 * asin(sqrt(
+            sin((latitude - $2) * 0.008726646259971648)
+            * sin((latitude - $2) * 0.008726646259971648)
+            + cos($4) * cos(latitude * 0.017453292519943295)
+            * sin((longitude - $3) * 0.008726646259971648)
+            * sin((longitude - $3) * 0.008726646259971648)
+        )) AS distance
+        FROM evse
+        WHERE cell = ANY($1)
+          AND latitude + 0 BETWEEN $5 AND $6
+          AND longitude BETWEEN $7 AND $8
+          AND static_status = ANY($9)
+          AND ($10 = 0 OR plug_mask & $10 <> 0)
+          AND ($11 = 0 OR connector_mask & $11 <> 0)
+          AND ($12 = 0 OR mode_mask & $12 <> 0)
+    ) AS candidate
+    WHERE distance <= $13
+    ORDER BY distance, evse_key
+    LIMIT $14 OFFSET $15
+) AS p
+JOIN evse AS e ON e.evse_key = p.evse_key
+JOIN evse_document AS d ON d.evse_key = p.evse_key
+LEFT JOIN evse_status AS s ON s.evse_key = p.evse_key
+ORDER BY p.distance, p.evse_key
+"""
+_NEAR_EXECUTE = text(
+    f"EXECUTE {_NEAR_NAME} (:cells, :lat, :lon, :lat_rad, :south, :north, :west, :east,"
+    " :statuses, :plugs, :connectors, :modes, :radius, :limit, :offset)"
+).columns(
+    EVSE.c.evse_key,
+    EVSE.c.operator_key,
+    EVSE.c.last_update,
+    DOCUMENT.c.document,
+    STATUS.c.major,
+    STATUS.c.minor,
+    STATUS.c.ttl,
+    column("distance", Float),
+    column("total", Integer),
+)
+
+
+def _near_values(query: SearchQuery) -> dict[str, Any] | None:
+    """The prepared statement's values, or None when the query is not of its shape."""
+    p, t, m = query.proximity, query.technical, query.management
+    if (
+        p is None
+        or query.address is not None
+        or query.operators != Operators()
+        or t != Technical(plugs=t.plugs, connectors=t.connectors, charging_modes=t.charging_modes)
+        or m != Management(static_statuses=m.static_statuses)
+    ):
+        return None
+    box = bounding_box(p)
+    cells = cells_for(box)
+    if cells is None or box.wraps or (box.west, box.east) == (-180.0, 180.0):
+        return None
+    return {
+        "cells": cells,
+        "lat": p.latitude,
+        "lon": p.longitude,
+        "lat_rad": p.latitude * 0.017453292519943295,
+        "south": box.south,
+        "north": box.north,
+        "west": box.west,
+        "east": box.east,
+        "statuses": sorted(m.static_statuses),
+        "plugs": mask(t.plugs, PLUGS),
+        "connectors": mask(t.connectors, CONNECTOR_STANDARDS),
+        "modes": mask(t.charging_modes, CHARGING_MODES),
+        "radius": p.radius_km,
+        "limit": query.page_size,
+        "offset": query.offset,
+    }
 
 
 def _candidates(query: SearchQuery, now: datetime) -> tuple[Select[Any], ColumnElement[Any]]:

@@ -258,6 +258,19 @@ QUERIES = [
     SearchQuery(address=AddressCriteria(postal_code="70-001")),
     SearchQuery(proximity=Proximity(52.52, 13.40, 10.0)),
     SearchQuery(
+        technical=Technical(plugs=frozenset({"CCS Combo 2 Plug (Cable Attached)"})),
+        management=Management(static_statuses=frozenset({"Operative", "Planned"})),
+        proximity=Proximity(52.52, 13.40, 25.0),
+        page=2,
+        page_size=4,
+    ),
+    SearchQuery(
+        technical=Technical(connectors=frozenset({"IEC_62196_T2"})),
+        proximity=Proximity(52.52, 13.40, 25.0),
+        page=50,
+        page_size=5,
+    ),
+    SearchQuery(
         technical=Technical(plugs=frozenset({"Type 2 Outlet"})),
         management=Management(auth_modes=frozenset({"RfidMifareDes"})),
         address=AddressCriteria(city="Berlin"),
