@@ -31,7 +31,12 @@ from persistence.clearing_authorization import (
     decision_values,
 )
 from persistence.fastpath import PreparedStatement
-from persistence.repositories import PARTNERS_COUNTER, purge_expired_nonces
+from persistence.repositories import (
+    NONCE_CTES,
+    NONCE_INSERT,
+    PARTNERS_COUNTER,
+    purge_expired_nonces,
+)
 from persistence.tables import UtcDateTime
 
 _TYPES = {
@@ -58,13 +63,7 @@ _REPEAT_PG = _REPEAT_MATCH.format(
 )
 # Built from the constant column list only; every value is a statement parameter.
 _RECORD_PG = f"""
-WITH fresh AS (
-    INSERT INTO wsse_nonce (username, nonce, expires_at)
-    SELECT $1::varchar, $2::varchar, $3::timestamptz WHERE $1::varchar IS NOT NULL
-    ON CONFLICT DO NOTHING RETURNING 1
-), ok AS (
-    SELECT ($1::varchar IS NULL OR EXISTS (SELECT 1 FROM fresh)) AS fresh
-), prior AS (
+WITH {NONCE_CTES}, prior AS (
     SELECT {_COLUMNS} FROM authorization_decision
     WHERE {_PARAM["partner_session_id"]} IS NOT NULL AND {_REPEAT_PG}
     ORDER BY decided_at DESC LIMIT 1
@@ -102,10 +101,7 @@ def _typed(statement: str) -> TextClause:
 
 
 # The same steps one by one (SQLite has no data-modifying CTEs).
-_NONCE = _typed(
-    "INSERT INTO wsse_nonce (username, nonce, expires_at) VALUES (:username, :nonce, "
-    ":expires_at) ON CONFLICT DO NOTHING RETURNING 1"
-)
+_NONCE = _typed(NONCE_INSERT)
 _COUNTER = text("SELECT value FROM change_counter WHERE name = :name")
 _PRIOR = _typed(
     f"SELECT {_COLUMNS} FROM authorization_decision WHERE "  # noqa: S608

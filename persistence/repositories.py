@@ -31,6 +31,22 @@ def purge_expired_nonces(engine: Engine) -> None:
 
 _PURGE_NONCES = text("DELETE FROM wsse_nonce WHERE expires_at < :now")
 
+#: The replay check as the first CTEs of a hot path's one statement (PostgreSQL): $1 username
+#: (NULL for a token without nonce), $2 nonce, $3 expiry; ``ok.fresh`` says whether to go on.
+NONCE_CTES = """
+    fresh AS (
+    INSERT INTO wsse_nonce (username, nonce, expires_at)
+    SELECT $1::varchar, $2::varchar, $3::timestamptz WHERE $1::varchar IS NOT NULL
+    ON CONFLICT DO NOTHING RETURNING 1
+), ok AS (
+    SELECT ($1::varchar IS NULL OR EXISTS (SELECT 1 FROM fresh)) AS fresh
+)"""
+#: The same check alone, for databases without data-modifying CTEs (a row back: new nonce).
+NONCE_INSERT = (
+    "INSERT INTO wsse_nonce (username, nonce, expires_at) VALUES (:username, :nonce, "
+    ":expires_at) ON CONFLICT DO NOTHING RETURNING 1"
+)
+
 
 def bump_counter(session: Session, name: str) -> None:
     """Increment a change counter inside the caller's transaction."""

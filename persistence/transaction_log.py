@@ -31,7 +31,7 @@ from sqlalchemy import Engine, text
 
 from domain.gateway_calls import CallStart, GatewayCall, Started, Ticket
 from persistence.fastpath import PreparedStatement
-from persistence.repositories import purge_expired_nonces
+from persistence.repositories import NONCE_CTES, NONCE_INSERT, purge_expired_nonces
 
 PENDING = "pending"
 
@@ -46,14 +46,8 @@ _CALL_COLUMNS = (
     "operation",
     "contract_id",
 )
-_START_PG = """
-WITH fresh AS (
-    INSERT INTO wsse_nonce (username, nonce, expires_at)
-    SELECT $1::varchar, $2::varchar, $3::timestamptz WHERE $1::varchar IS NOT NULL
-    ON CONFLICT DO NOTHING RETURNING 1
-), ok AS (
-    SELECT ($1::varchar IS NULL OR EXISTS (SELECT 1 FROM fresh)) AS fresh
-), logged AS (
+_START_PG = f"""
+WITH {NONCE_CTES}, logged AS (
     INSERT INTO gateway_call (at, message_id, requester_id, provider_id, service_id, family,
                               operation, contract_id, outcome, bytes_in)
     SELECT $5::timestamptz, $6::varchar, $7::varchar, $8::varchar, $9::varchar, $10::varchar,
@@ -74,7 +68,7 @@ WITH fresh AS (
 )
 SELECT (SELECT fresh FROM ok), (SELECT value FROM change_counter WHERE name = $4::varchar),
        (SELECT id FROM logged), (SELECT id FROM used)
-"""
+"""  # noqa: S608 - assembled from constants; every value is a parameter
 _START_PARAMS = (
     "username",
     "nonce",
@@ -102,10 +96,7 @@ _WHOLE_USAGE = (
 )
 # The same steps, one by one, for databases without data-modifying CTEs (SQLite), and the
 # flusher's completions (rare; the planner sees each statement's values, so PK lookups).
-_NONCE = text(
-    "INSERT INTO wsse_nonce (username, nonce, expires_at) VALUES (:username, :nonce, "
-    ":expires_at) ON CONFLICT DO NOTHING RETURNING 1"
-)
+_NONCE = text(NONCE_INSERT)
 _COUNTER = text("SELECT value FROM change_counter WHERE name = :counter")
 _LOG_PENDING = text(
     "INSERT INTO gateway_call (at, message_id, requester_id, provider_id, service_id, family, "
