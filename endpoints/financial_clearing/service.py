@@ -34,9 +34,10 @@ from domain.clearing.financial import (
     visible_lines,
 )
 from domain.identifiers import OperatorId, ProviderId
-from domain.marketplace.partners import DEFAULT_PAGE_SIZE, Page, parse_identifier
+from domain.marketplace.partners import Page, parse_identifier
 from domain.partners import Partner, Role
 from domain.ports import UnitOfWork
+from endpoints.customer_contracts.service import page_info_out, page_of
 from gembus.context import RequestContext
 from gembus.errors import NotFoundError
 
@@ -63,9 +64,7 @@ def _decimal(text: str | None) -> Decimal | None:
 
 
 def _page(request: etree._Element) -> Page:
-    number = _find(request, "fc:paging/cmn:page")
-    size = _find(request, "fc:paging/cmn:pageSize")
-    return Page(int(number) if number else 1, int(size) if size else DEFAULT_PAGE_SIZE)
+    return page_of(request.find("fc:paging", _NSMAP))
 
 
 def _plan_data(element: etree._Element) -> PricePlanData:
@@ -123,15 +122,8 @@ def list_plans(request: etree._Element, ctx: RequestContext) -> etree._Element:
     root = etree.Element(f"{{{NS}}}ListPricePlansResponse", nsmap=_NSMAP)
     for plan in plans:
         _plan(root, plan)
-    page_info(root, page, total)
+    page_info_out(root, NS, page, total)
     return root
-
-
-def page_info(parent: etree._Element, page: Page, total: int) -> None:
-    info = etree.SubElement(parent, f"{{{NS}}}pageInfo")
-    sub(info, "page", str(page.number), CMN)
-    sub(info, "pageSize", str(page.size), CMN)
-    sub(info, "totalCount", str(total), CMN)
 
 
 def sub(parent: etree._Element, name: str, text: str, ns: str = NS) -> etree._Element:
@@ -207,7 +199,7 @@ def get_statement(request: etree._Element, ctx: RequestContext) -> etree._Elemen
             _net_line(listing, n)
     if page.number == 1:
         _positions(root, ctx.actor, lines)
-    page_info(root, page, len(shown))
+    page_info_out(root, NS, page, len(shown))
     return root
 
 
@@ -227,7 +219,7 @@ def get_items(request: etree._Element, ctx: RequestContext) -> etree._Element:
     sub(root, "statementId", statement.statement_id)
     for item in items:
         _item(root, item)
-    page_info(root, page, sum(g.sdr_count for g in lines))
+    page_info_out(root, NS, page, sum(g.sdr_count for g in lines))
     return root
 
 
