@@ -39,6 +39,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def register_operator(server: LiveServer, partner_id: str, operator_id: str) -> str:
+    """An EVSE operator registered by the marketplace operator over SOAP; returns its password."""
+    from tests.support.zeep_validation import client
+
+    password = f"{partner_id}-password"
+    client(server.base_url, "marketplace", "gembus-admin", "demo-admin-password").RegisterPartner(
+        partnerId=partner_id,
+        password=password,
+        data={
+            "legalName": partner_id,
+            "roles": {"role": ["EvseOperator"]},
+            "operatorIds": {"operatorId": [operator_id]},
+            "contact": {"email": f"{partner_id}@x.example"},
+        },
+    )
+    return password
+
+
 def gembus_cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "gembus.cli", *args],

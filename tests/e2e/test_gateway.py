@@ -22,7 +22,7 @@ from zeep.wsse.username import UsernameToken
 
 from bus.equivalence import differences, signature
 from tests.conftest import REPO
-from tests.e2e.conftest import LiveServer, gembus_cli
+from tests.e2e.conftest import LiveServer, gembus_cli, register_operator
 from tests.fakes.clm import ClmProcess, start_clm_process
 from tests.support.soap import envelope, wsse_header
 from tests.support.zeep_validation import ContractValidationPlugin, client
@@ -40,21 +40,6 @@ class Provider:
     operator_id: str
     clm: ClmProcess
     service_id: str = ""
-
-
-def _register(server: LiveServer, partner_id: str, operator_id: str) -> str:
-    password = f"{partner_id}-password"
-    client(server.base_url, "marketplace", *ADMIN).RegisterPartner(
-        partnerId=partner_id,
-        password=password,
-        data={
-            "legalName": partner_id,
-            "roles": {"role": ["EvseOperator"]},
-            "operatorIds": {"operatorId": [operator_id]},
-            "contact": {"email": f"{partner_id}@x.example"},
-        },
-    )
-    return password
 
 
 def _offer(server: LiveServer, provider: Provider, quota: dict[str, int] | None = None) -> str:
@@ -102,7 +87,7 @@ def providers(
             password = {"ice": "demo-operator-password", "bmw": "demo-evsp2-password"}.get(name)
             found[name] = Provider(
                 partner_id,
-                password or _register(live_server, partner_id, operator_id),
+                password or register_operator(live_server, partner_id, operator_id),
                 operator_id,
                 clm,
             )

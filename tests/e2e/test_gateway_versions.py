@@ -27,7 +27,7 @@ from zeep.wsse.username import UsernameToken
 
 from bus.contracts import all_contracts
 from bus.guard import WSSE_NS
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, register_operator
 from tests.fakes.clm import ClmProcess, ReceivedRequest, start_clm_process
 from tests.support.soap import envelope, wsse_header
 from tests.support.zeep_validation import ContractValidationPlugin, client
@@ -49,21 +49,6 @@ class Provider:
     version: int
     clm: ClmProcess
     service_id: str = ""
-
-
-def _register(server: LiveServer, partner_id: str, operator_id: str) -> str:
-    password = f"{partner_id}-password"
-    client(server.base_url, "marketplace", *ADMIN).RegisterPartner(
-        partnerId=partner_id,
-        password=password,
-        data={
-            "legalName": partner_id,
-            "roles": {"role": ["EvseOperator"]},
-            "operatorIds": {"operatorId": [operator_id]},
-            "contact": {"email": f"{partner_id}@x.example"},
-        },
-    )
-    return password
 
 
 def _register_service(server: LiveServer, provider: Provider, family: str, version: int) -> Any:
@@ -110,7 +95,7 @@ def providers(
                 log_path=logs / f"{name}.log",
                 contract="reservation" if version == 1 else f"reservation_v{version}",
             )
-            password = _register(live_server, partner_id, operator_id)
+            password = register_operator(live_server, partner_id, operator_id)
             found[name] = Provider(partner_id, password, operator_id, version, clm)
         for provider in found.values():
             provider.service_id = _offer(live_server, provider)
