@@ -40,10 +40,10 @@ def test_metering_flags_calls_over_the_daily_quota_and_billing_charges_them(gemb
     )  # no contract
     assert meter.record("tnm-mobility", "sdr", "SubmitSdrs", None, 1.0, now) is None  # other family
 
+    # the whole UTC day of the calls: the report lists every day its range touches
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
     with gembus.uow() as uow:
-        report = usage.usage_report(
-            uow, tnm, signed.contract_id, now - timedelta(hours=1), now + timedelta(hours=1)
-        )
+        report = usage.usage_report(uow, tnm, signed.contract_id, day, day + timedelta(days=1))
     assert (report.total.calls, report.total.faults, report.total.over_quota) == (5, 1, 2)
     assert report.total.mean_latency_ms == Decimal(
         "12.0"
