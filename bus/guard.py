@@ -24,6 +24,7 @@ _UNDERSTOOD_HEADERS = frozenset({f"{{{WSSE_NS}}}Security"})
 _XML_DECL_ENCODING = re.compile(rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _CHARSET = re.compile(r"charset\s*=\s*\"?([A-Za-z0-9._-]+)", re.IGNORECASE)
 _ACTION = re.compile(r"action\s*=\s*\"([^\"]*)\"", re.IGNORECASE)
+_UNQUALIFIED_ID = re.compile(rb"\sid\s*=")
 _BODY_TAGS = frozenset({f"{{{SOAP11_ENV}}}Body", f"{{{SOAP12_ENV}}}Body"})
 _MULTIREF_ATTRIBUTES = (
     "href",
@@ -101,9 +102,14 @@ def check_request(
         raise GuardError("DTDNotAllowed", "a SOAP message must not contain a DTD (SOAP 1.1 §3)")
     _prescan_tags(body, limits)
     envelope = _parse(body)
-    bodies = _walk(
-        envelope, limits, check_namespaces=body.count(b"xmlns") > limits.max_namespace_declarations
-    )
+    if _within_limits_by_bytes(body, limits):
+        bodies = sum(1 for _ in envelope.iter(*_BODY_TAGS))
+    else:
+        bodies = _walk(
+            envelope,
+            limits,
+            check_namespaces=body.count(b"xmlns") > limits.max_namespace_declarations,
+        )
     version, header, body_child = _envelope_shape(envelope, declared, bodies)
     _check_headers(header, limits)
     operation = _check_operation(body_child, version, soap_action, content_type, contract)
@@ -175,6 +181,26 @@ def _parse(body: bytes) -> etree._Element:
             raise GuardError("PINotAllowed", "processing instructions are not allowed in SOAP")
         sibling = sibling.getprevious()
     return root
+
+
+def _within_limits_by_bytes(body: bytes, limits: Limits) -> bool:
+    """Whether the bytes alone prove what the walk checks, so a small request skips it.
+
+    Every element needs a ``<`` that is not ``</``, every attribute and namespace declaration
+    an ``=``: with no more of those than the limits allow, no element can be nested deeper or
+    carry more than allowed. A PI (``<?`` other than the XML declaration), an ``href``, an
+    unqualified ``id`` or an ``encodingStyle`` anywhere sends the request through the walk,
+    which then decides. Counting bytes runs at C speed; the walk visits every element in
+    Python (a third of the guard's time on a 1 KB request, profiled).
+    """
+    starts = body.count(b"<") - body.count(b"</")
+    if starts > limits.max_depth:
+        return False
+    if body.count(b"=") > min(limits.max_attributes, limits.max_namespace_declarations):
+        return False
+    if body.count(b"<?") > (1 if body.lstrip().startswith(b"<?xml") else 0):
+        return False
+    return not (b"href" in body or b"encodingStyle" in body or _UNQUALIFIED_ID.search(body))
 
 
 def _walk(root: etree._Element, limits: Limits, *, check_namespaces: bool) -> int:

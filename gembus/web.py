@@ -17,7 +17,7 @@ import html
 import json
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -42,6 +42,9 @@ from gembus.settings import Settings
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
 Response = tuple[str, list[tuple[str, str]], bytes]
+
+#: The environ key of work that runs once the reply is written (see _ThenRun).
+_AFTER = "gembus.after_reply"
 
 _STATUS = {
     200: "200 OK",
@@ -85,7 +88,8 @@ class GembusApp:
             )
         headers.append(("Content-Length", str(len(body))))
         start_response(status, headers)
-        return [body]
+        after = environ.get(_AFTER)
+        return [body] if after is None else _ThenRun(body, after)
 
     def route(self, environ: Environ) -> Response:
         path = environ.get("PATH_INFO", "/") or "/"
@@ -256,7 +260,10 @@ class GembusApp:
         else:
             response = self.soap_response(msg, fault, message_id)
         elapsed = time.perf_counter() - started
-        self.log_call(msg, ctx, fault, elapsed, response)
+        if msg.ticket is None:  # never started: the whole record is written before the reply
+            self.log_call(msg, ctx, fault, elapsed, response)
+        else:  # its rows exist already; the rest waits until the reply has been sent
+            environ[_AFTER] = lambda: self.log_call(msg, ctx, fault, elapsed, response)
         return response
 
     def log_call(
@@ -386,3 +393,24 @@ Metrics: <a href="/metrics">/metrics</a>.</p>
 <table><tr><th>Family</th><th>Endpoint</th><th>Contract</th><th>Operations</th></tr>{rows}</table>
 </body></html>"""
     return page.encode()
+
+
+class _ThenRun:
+    """A one-chunk WSGI body whose ``close`` runs ``after``: the server calls it once the
+    reply is written (PEP 3333), so bookkeeping that need not delay the caller (a routed
+    call's outcome, metrics and log line) leaves the latency path."""
+
+    __slots__ = ("after", "body")
+
+    def __init__(self, body: bytes, after: Callable[[], None]) -> None:
+        self.body = body
+        self.after = after
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        try:
+            self.after()
+        except Exception:  # the reply is gone already; the traceback goes to the log
+            structlog.get_logger("gembus").error("http.after_reply", error=traceback.format_exc())

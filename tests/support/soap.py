@@ -102,7 +102,13 @@ def call(
     def start_response(status: str, headers: list[tuple[str, str]]) -> None:
         captured["status"], captured["headers"] = int(status.split()[0]), dict(headers)
 
-    payload = b"".join(app(environ, start_response))
+    body_iter = app(environ, start_response)
+    try:
+        payload = b"".join(body_iter)
+    finally:  # as a server does once the reply is written (PEP 3333)
+        close = getattr(body_iter, "close", None)
+        if close is not None:
+            close()
     return WsgiResult(captured["status"], captured["headers"], payload)
 
 
