@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from bus.guard import _BODY_TAGS, Limits, _within_limits_by_bytes, _walk
+from bus.guard import _BODY_TAGS, Limits, _walk, _within_limits_by_bytes
 from tests.support.soap import envelope, get_partner, wsse_header
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
