@@ -38,7 +38,7 @@ from gembus.logging import configure, get_logger
 from gembus.secrets import Vault, resolve_key
 from gembus.settings import PROJECT_ROOT, Settings
 from gembus.web import GembusApp
-from persistence.engine import make_engine, make_session_factory
+from persistence.engine import make_engine, make_session_factory, read_session_factory
 from persistence.fastpath import fast_engine
 from persistence.transaction_log import TransactionLog
 from persistence.unit_of_work import SqlUnitOfWork
@@ -177,8 +177,15 @@ def _context_factory(
     def uow() -> SqlUnitOfWork:
         return SqlUnitOfWork(session_factory)
 
+    reads = read_session_factory(session_factory)
+
+    def reader() -> SqlUnitOfWork:
+        return SqlUnitOfWork(reads)
+
     def make(message_id: str, family: str) -> RequestContext:
         log = get_logger("gembus.soap").bind(message_id=message_id, family=family)
-        return RequestContext(message_id, family, uow, vault, log, services=services)
+        return RequestContext(
+            message_id, family, uow, vault, log, services=services, reader=reader
+        )
 
     return make

@@ -80,6 +80,14 @@ class RequestContext:
         return self.services
 
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: Units of work for a single read statement (no transaction round trips); None: ``uow``.
+    reader: Callable[[], UnitOfWork] | None = None
+
+    def read(self) -> UnitOfWork:
+        """A unit of work for one read statement: on PostgreSQL it runs in autocommit, so the
+        request pays no BEGIN and ROLLBACK round trips. Use ``uow`` for anything that writes,
+        or reads with several statements that must see one snapshot."""
+        return (self.reader or self.uow)()
 
     @property
     def actor(self) -> Partner:

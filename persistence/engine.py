@@ -2,21 +2,55 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.orm import Session, sessionmaker
+
+#: A pooled PostgreSQL connection idle longer than this is pinged before it is used again.
+IDLE_PING_S = 5.0
+_CHECKED_IN_AT = "gembus_checked_in_at"
 
 
 def make_engine(url: str) -> Engine:
-    """Create the engine; SQLite gets WAL and foreign keys, PostgreSQL pre-ping for restarts."""
+    """Create the engine; SQLite gets WAL and foreign keys, PostgreSQL a ping after idling."""
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    engine = create_engine(url, pool_size=5, max_overflow=10)
+    event.listen(engine, "checkin", _stamp_checkin)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+def _stamp_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info[_CHECKED_IN_AT] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    """Pessimistic disconnect handling for connections that sat idle, and only for them.
+
+    ``pool_pre_ping`` pings at every checkout: a round trip per request on top of the
+    request's own statements, for connections a busy worker used a millisecond ago. A
+    connection that idled (the database may have restarted meanwhile) is pinged; if the ping
+    fails, DisconnectionError makes the pool replace it and retry (SQLAlchemy's documented
+    checkout-event recipe). A hot connection that broke anyway fails its statement, which
+    invalidates the whole pool, and the unit of work answers Server.Unavailable (retryable).
+    """
+    idle_since = record.info.get(_CHECKED_IN_AT)
+    if idle_since is None or time.monotonic() - idle_since < IDLE_PING_S:
+        return
+    try:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.close()
+    except Exception as error:  # any failure means the connection is gone
+        raise exc.DisconnectionError(str(error)) from error
 
 
 def _ensure_sqlite_dir(url: str) -> None:
@@ -35,3 +69,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for single-statement reads: autocommit on PostgreSQL, where psycopg2 would
+    otherwise send BEGIN before the statement and the session ROLLBACK after it (two round
+    trips around one). Other databases keep ``factory``'s sessions."""
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        return factory
+    autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
+    return sessionmaker(autocommit, expire_on_commit=False)

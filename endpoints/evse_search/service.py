@@ -128,7 +128,7 @@ def search(request: etree._Element, ctx: RequestContext) -> etree._Element:
     query = check_query(read_query(request))
     _ = ctx.actor  # any authenticated partner
     now = ctx.now()
-    with ctx.uow() as uow:
+    with ctx.read() as uow:
         matches, total = uow.evses.search(query, now)
     root = etree.Element(f"{{{NS}}}SearchEvseResponse", nsmap=_NSMAP)
     for match in matches:
@@ -160,7 +160,7 @@ def get_evse(request: etree._Element, ctx: RequestContext) -> etree._Element:
     requested = _requested(request)
     _ = ctx.actor
     now = ctx.now()
-    with ctx.uow() as uow:
+    with ctx.read() as uow:
         found = uow.evses.get([k for _, k in requested])
     root = etree.Element(f"{{{NS}}}GetEvseResponse", nsmap=_NSMAP)
     for wire, key in requested:
@@ -178,7 +178,7 @@ def get_status(request: etree._Element, ctx: RequestContext) -> etree._Element:
     requested = _requested(request)
     _ = ctx.actor
     now = ctx.now()
-    with ctx.uow() as uow:
+    with ctx.read() as uow:
         found = uow.evses.statuses([k for _, k in requested])
     root = etree.Element(f"{{{NS}}}GetEvseStatusByIdResponse", nsmap=_NSMAP)
     for wire, key in requested:

@@ -10,10 +10,11 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, inspect
 
+import persistence.engine as engine_module
 from domain.identifiers import OperatorId, ProviderId
 from domain.marketplace import partners as uc
 from domain.partners import Address, Contact, PartnerData, PartnerStatus, Role
-from gembus.errors import ConflictError, NotFoundError
+from gembus.errors import ConflictError, NotFoundError, UnavailableError
 from gembus.identity import SqlIdentityStore
 from gembus.secrets import Vault
 from persistence.engine import make_engine, make_session_factory
@@ -236,3 +237,39 @@ def test_credentials_are_sealed_and_rotated(engine: Engine, vault: Vault) -> Non
     assert vault.verify(password_hash, "second-password-2") and not vault.verify(
         password_hash, "first-password-1"
     )
+
+
+def _kill_pooled_backends(engine: Engine) -> None:
+    """Terminate every other backend of this database, as a server restart would."""
+    admin = make_engine(engine.url.render_as_string(hide_password=False))
+    with admin.begin() as connection:
+        connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    admin.dispose()
+
+
+def _partner_count(engine: Engine) -> int:
+    with _uow(engine) as uow:
+        return uow.partners.list(role=None, status=None, offset=0, limit=10)[1]
+
+
+def test_an_idle_pooled_connection_that_died_is_replaced_before_use(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _partner_count(pg_engine) == 0  # one pooled connection, now idle
+    _kill_pooled_backends(pg_engine)
+    monkeypatch.setattr(engine_module, "IDLE_PING_S", 0.0)
+    assert _partner_count(pg_engine) == 0  # pinged, replaced, used: no fault
+
+
+def test_a_hot_connection_is_not_pinged_and_a_broken_one_fails_once(
+    pg_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert _partner_count(pg_engine) == 0
+    _kill_pooled_backends(pg_engine)
+    monkeypatch.setattr(engine_module, "IDLE_PING_S", 3600.0)
+    with pytest.raises(UnavailableError):  # not pinged: its statement meets the dead backend
+        _partner_count(pg_engine)
+    assert _partner_count(pg_engine) == 0  # the pool was invalidated: the next one is fresh
