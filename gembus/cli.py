@@ -302,6 +302,34 @@ def gateway_policy(
 
 
 @main.group()
+def reservation() -> None:
+    """Reservations EVSPs made through /services/reservation (for the marketplace operator)."""
+
+
+@reservation.command("list")
+@click.option("--evsp", "partner_id", help="only this EVSP partner's reservations")
+@click.option("--page", default=1, show_default=True, help="page number (newest first)")
+@click.option("--page-size", default=50, show_default=True, help="rows per page (1..1000)")
+def reservation_list(partner_id: str | None, page: int, page_size: int) -> None:
+    """List reservations, one per line: created, EVSP, state, EVSE, partnerReservationId,
+    the CLM's reservationId, granted expiry or the fault."""
+    from domain.marketplace.partners import Page
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        paged = Page(page, page_size)
+        found, total = uow.reservations.list(partner_id, (paged.offset, paged.size))
+    for r in found:
+        outcome = r.fault_code or (r.granted_expiry.isoformat() if r.granted_expiry else "")
+        click.echo(
+            f"{r.created_at.isoformat(timespec='seconds')} {r.partner_id:<20} {r.state.value:<9} "
+            f"{r.evse_id:<22} {r.partner_reservation_id or '-':<20} {r.reservation_id or '-'} "
+            f"{outcome}"
+        )
+    click.echo(f"-- page {page}, {len(found)} of {total}")
+
+
+@main.group()
 def clearing() -> None:
     """Financial clearing: issue a period's statement, export statements as CSV."""
 
