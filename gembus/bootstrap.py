@@ -32,6 +32,7 @@ from endpoints.evse_upload import service as evse_upload
 from endpoints.financial_clearing import service as financial_clearing
 from endpoints.marketplace import service as marketplace
 from endpoints.reservation import service as reservation
+from endpoints.reservation_v2 import service as reservation_v2
 from endpoints.sdr import service as sdr
 from gembus.clearing_house import build_authorizer
 from gembus.context import RequestContext, Services
@@ -115,6 +116,7 @@ def build_handlers() -> dict[str, dict[str, Handler]]:
         "evse_status_push": dict(evse_status_push.HANDLERS),
         "evse_search": dict(evse_search.HANDLERS),
         "reservation": dict(reservation.HANDLERS),
+        "reservation_v2": dict(reservation_v2.HANDLERS),
     }
 
 

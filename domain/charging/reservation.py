@@ -106,16 +106,21 @@ class ReservationRequest:
     requested_start: datetime | None = None
     #: Compared for "identical content" only: gembus does not keep the token.
     token: Token | None = None
+    #: Version 2 asks for a length (durationMinutes) instead of an expiry: the length is the
+    #: content then, and ``requested_expiry`` is the start (absent: now) plus the length.
+    duration: timedelta | None = None
 
     def content_hash(self) -> str:
-        """What "identical content" means for a repeat: every field, instants as instants."""
+        """What "identical content" means for a repeat: every field as sent, instants as
+        instants (a v2 repeat without requestedStart asks for the same length, later)."""
+        asked = self.duration.total_seconds() if self.duration else _instant(self.requested_expiry)
         fields = [
             self.provider_id,
             self.contract_id,
             self.evse_id,
             self.partner_reservation_id,
             _instant(self.requested_start),
-            _instant(self.requested_expiry),
+            asked,
             _token_fields(self.token),
         ]
         return hashlib.sha256(json.dumps(fields).encode()).hexdigest()

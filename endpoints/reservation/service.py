@@ -37,7 +37,7 @@ _T = TypeVar("_T")
 
 def reserve_evse(request: etree._Element, ctx: RequestContext) -> etree._Element:
     asked = reservation_request(request)
-    forward = _forwarding(request, ctx, granted)
+    forward = forwarding(request, ctx, granted)
     held = rules.reserve(ctx.uow, ctx.actor, asked, ctx.message_id, ctx.now(), forward)
     ctx.log.info(
         "reservation.held", reservation_id=held.reservation_id, evse=held.evse_id, id=held.id
@@ -46,6 +46,8 @@ def reserve_evse(request: etree._Element, ctx: RequestContext) -> etree._Element
 
 
 def cancel_reservation(request: etree._Element, ctx: RequestContext) -> etree._Element:
+    """CancelReservation, the same in both versions but for the namespace: answered in the
+    request's."""
     found = children(request)
     asked = CancelRequest(
         required(found, "providerId"),
@@ -53,13 +55,13 @@ def cancel_reservation(request: etree._Element, ctx: RequestContext) -> etree._E
         required(found, "reservationId"),
         text_of(found, "reason"),
     )
-    forward = _forwarding(request, ctx, cancelled_at)
+    forward = forwarding(request, ctx, cancelled_at)
     cancelled = rules.cancel(ctx.uow, ctx.actor, asked, ctx.now(), forward)
     ctx.log.info("reservation.cancelled", reservation_id=cancelled.reservation_id)
-    return cancel_response(asked, cancelled)
+    return cancel_response(asked, cancelled, etree.QName(request).namespace or NS)
 
 
-def _forwarding(
+def forwarding(
     request: etree._Element, ctx: RequestContext, read: Callable[[etree._Element], _T]
 ) -> Callable[[], _T]:
     """Asking the CLM, as the use case does it once it has checked what gembus can check."""
@@ -104,26 +106,32 @@ def cancelled_at(answer: etree._Element) -> datetime:
 
 
 def reserve_response(held: Reservation) -> etree._Element:
-    assert held.reservation_id and held.granted_start and held.granted_expiry
+    assert held.granted_start is not None and held.granted_expiry is not None
     root = etree.Element(f"{{{NS}}}ReserveEvseResponse", nsmap=_NSMAP)
-    sub(root, NS, "reservationId", held.reservation_id)
-    sub(root, NS, "evseId", held.evse_id)  # as requested: a repeat's content is identical
-    sub_optional(root, NS, "partnerReservationId", held.partner_reservation_id)
-    sub(root, NS, "start", _utc(held.granted_start))
-    sub(root, NS, "expiry", _utc(held.granted_expiry))
+    held_out(root, NS, held)
+    sub(root, NS, "start", utc(held.granted_start))
+    sub(root, NS, "expiry", utc(held.granted_expiry))
     return root
 
 
-def cancel_response(asked: CancelRequest, cancelled: Reservation) -> etree._Element:
+def held_out(root: etree._Element, ns: str, held: Reservation) -> None:
+    """The elements both versions' ReserveEvseResponse begin with."""
+    assert held.reservation_id is not None
+    sub(root, ns, "reservationId", held.reservation_id)
+    sub(root, ns, "evseId", held.evse_id)  # as requested: a repeat's content is identical
+    sub_optional(root, ns, "partnerReservationId", held.partner_reservation_id)
+
+
+def cancel_response(asked: CancelRequest, cancelled: Reservation, ns: str = NS) -> etree._Element:
     assert cancelled.cancelled_at is not None
-    root = etree.Element(f"{{{NS}}}CancelReservationResponse", nsmap=_NSMAP)
-    sub(root, NS, "reservationId", asked.reservation_id)
-    sub(root, NS, "evseId", asked.evse_id)
-    sub(root, NS, "cancelledAt", _utc(cancelled.cancelled_at))
+    root = etree.Element(f"{{{ns}}}CancelReservationResponse", nsmap={"r": ns})
+    sub(root, ns, "reservationId", asked.reservation_id)
+    sub(root, ns, "evseId", asked.evse_id)
+    sub(root, ns, "cancelledAt", utc(cancelled.cancelled_at))
     return root
 
 
-def _utc(at: datetime) -> str:
+def utc(at: datetime) -> str:
     """The same instant in the same notation whether it came from the CLM or the record."""
     return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
 

@@ -57,10 +57,10 @@ class Operator:
 
 
 def _upload(server: LiveServer, partner: tuple[str, str], operator_id: str) -> None:
-    """E1, E3, E4, E5 reservable, E2 not (E3 is the one the CLM refuses)."""
+    """E1 and E3 to E6 reservable, E2 not (E3 is the one the CLM refuses)."""
     specs = [
         Spec(f"{operator_id}*E{n}*1", operator_id, 40.4 + n / 100, -3.7, reservable=n != 2)
-        for n in (1, 2, 3, 4, 5)
+        for n in range(1, 7)
     ]
     answer = client(server.base_url, "evse_upload", *partner).UploadEvseData(
         operatorId=operator_id,
@@ -352,3 +352,35 @@ def test_the_marketplace_operator_lists_reservations(
     assert "held" in line and operators["rsv"].evse(5) in line and "ESRSV-R" in line
     assert "bmw-emobility" not in listed and "-- page 1," in listed
     assert "BMW-OWN" in gembus_cli(live_server.env, "reservation", "list", "--page-size", "1000")
+
+
+def test_an_evsp_on_version_2_reserves_and_cancels_at_a_clm_on_version_1(
+    live_server: LiveServer, operators: dict[str, Operator]
+) -> None:
+    rsv, v2 = operators["rsv"], client(live_server.base_url, "reservation_v2", *TNM)
+    asked = {
+        "providerId": "NL-TNM",
+        "customer": {"contractId": CONTRACT_ID},
+        "evseId": rsv.evse(6),
+        "partnerReservationId": "TNM-V2",
+        "durationMinutes": 15,
+    }
+    held = v2.ReserveEvse(**asked)
+    assert held.reservationId.startswith("ESRSV-R") and held.grantedMinutes == 15
+    sent = rsv.clm.received()[-1].body_child()  # converted to the CLM's version
+    assert sent is not None and all_contracts()["reservation"].schema.validate(sent)
+    expiry = datetime.fromisoformat(str(sent.findtext(f"{{{R}}}requestedExpiry")))
+    assert abs(expiry - held.start - timedelta(minutes=15)) < timedelta(seconds=5)
+    calls = rsv.calls()
+    time.sleep(1.1)  # a repeat without requestedStart asks for the same length, later
+    again = v2.ReserveEvse(**asked)
+    assert (again.reservationId, again.start, again.grantedMinutes) == (
+        held.reservationId,
+        held.start,
+        15,
+    )
+    assert rsv.calls() == calls
+    cancel = {"providerId": "NL-TNM", "evseId": rsv.evse(6), "reservationId": held.reservationId}
+    cancelled = v2.CancelReservation(**cancel)
+    assert v2.CancelReservation(**cancel).cancelledAt == cancelled.cancelledAt
+    assert [r.state for r in recorded(live_server, "TNM-V2")] == ["cancelled"]
