@@ -24,12 +24,13 @@ Checks, in order, each a declared fault naming the field:
 A roaming agreement between the EVSP and the operator is not checked: DOMAIN.md does not
 require one for reservation, and a CLM that wants one answers ``Client.NoRoamingAgreement``.
 
-Records. Requests that pass check 1 are recorded. A request is written ``pending`` before the
-CLM is asked (so a concurrent twin finds it) and settles ``held``, ``refused`` (a Client
-fault, gembus's or the CLM's) or ``failed`` (a Server fault: the CLM down, slow, broken);
-``held`` becomes ``cancelled``. An idempotency key (providerId + partnerReservationId) belongs
-to its pending, held or cancelled reservation; refused and failed attempts leave it free, so
-an EVSP may retry after a fault.
+Records. Every request that passes check 1 is recorded, but for a repeat answered from the
+record. One that passes checks 2-4 is written ``pending`` before the CLM is asked (so a
+concurrent twin finds it) and settles ``held``, ``refused`` (a Client fault, gembus's or the
+CLM's) or ``failed`` (a Server fault: the CLM down, slow, broken); ``held`` becomes
+``cancelled``. Refusals of checks 2-4 are written ``refused`` at once. An idempotency key
+(providerId + partnerReservationId) belongs to its pending, held or cancelled reservation;
+refused and failed attempts leave it free, so an EVSP may retry after a fault.
 """
 
 from __future__ import annotations
@@ -387,24 +388,7 @@ def cancel(
 ) -> Reservation:
     """CancelReservation of a reservation the caller holds; a repeat answers the original
     cancellation without asking the CLM again. ``forward`` answers the CLM's cancelledAt."""
-    try:
-        provider = own_provider(actor, request.provider_id)
-    except NotAuthorizedError as exc:
-        raise CallerMismatchError(exc.message, field="providerId") from exc
-    evse = parse_identifier(EvseId.parse, request.evse_id, "evseId")
-    with uow() as work:
-        held = work.reservations.by_reservation_id(evse.operator_key, request.reservation_id)
-    if held is None or (held.partner_id, held.provider_key, held.evse_key) != (
-        actor.partner_id,
-        provider.key,
-        evse.key,
-    ):  # another EVSP's reservation is not named: it is unknown to the caller
-        raise NotFoundError(
-            "Reservation",
-            f"{request.provider_id} holds no reservation {request.reservation_id} on EVSE "
-            f"{request.evse_id} made through gembus",
-            field="reservationId",
-        )
+    held = _callers_reservation(uow, actor, request)
     if held.state is State.CANCELLED:
         return held
     if held.granted_expiry is not None and held.granted_expiry <= now:
@@ -422,7 +406,7 @@ def cancel(
     )
     with uow() as work:
         if not work.reservations.cancel(cancelled):  # a twin cancelled it meanwhile
-            twin = work.reservations.by_reservation_id(evse.operator_key, request.reservation_id)
+            twin = work.reservations.by_reservation_id(held.operator_key, held.reservation_id or "")
             return twin or cancelled
         work.commit()
     return cancelled
@@ -432,6 +416,29 @@ def _token_fields(token: Token | None) -> list[str | None]:
     if token is None:
         return []
     return [token.instance, token.token_type, token.sub_type, token.representation]
+
+
+def _callers_reservation(
+    uow: Callable[[], UnitOfWork], actor: Partner, request: CancelRequest
+) -> Reservation:
+    """The reservation the request names, if the caller holds it; another EVSP's is not
+    named (unknown to the caller), nor one made elsewhere than through gembus."""
+    try:
+        provider = own_provider(actor, request.provider_id)
+    except NotAuthorizedError as exc:
+        raise CallerMismatchError(exc.message, field="providerId") from exc
+    evse = parse_identifier(EvseId.parse, request.evse_id, "evseId")
+    with uow() as work:
+        held = work.reservations.by_reservation_id(evse.operator_key, request.reservation_id)
+    holder = (actor.partner_id, provider.key, evse.key)
+    if held is None or (held.partner_id, held.provider_key, held.evse_key) != holder:
+        raise NotFoundError(
+            "Reservation",
+            f"{request.provider_id} holds no reservation {request.reservation_id} on EVSE "
+            f"{request.evse_id} made through gembus",
+            field="reservationId",
+        )
+    return held
 
 
 def _instant(at: datetime | None) -> str | None:

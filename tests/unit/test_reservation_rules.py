@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
-from types import TracebackType
-from typing import Self
 
 import pytest
 from lxml import etree
@@ -27,6 +25,7 @@ from domain.clearing.customer_contracts import Token
 from domain.identifiers import ProviderId
 from domain.partners import Contact, Partner, PartnerData, PartnerStatus, Role
 from gembus.errors import GembusError, PartnerFault, ServerError
+from tests.unit.test_partner_rules import MemoryUow as PartnerUow
 
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)
 SOON = NOW + timedelta(minutes=30)
@@ -89,24 +88,13 @@ class MemoryEvses:
         return {k: self.flags[k] for k in evse_keys if k in self.flags}
 
 
-class MemoryUow:
+class MemoryUow(PartnerUow):
+    """The partner rules' in-memory unit of work, with reservations and EVSE master data."""
+
     def __init__(self) -> None:
+        super().__init__()
         self.reservations = MemoryReservations()
         self.evses = MemoryEvses()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    def commit(self) -> None:
-        return None
 
 
 class Clm:
