@@ -58,6 +58,7 @@ from domain.pubsub import (
 from domain.route_policy import RoutePolicy
 
 if TYPE_CHECKING:  # the clearing-house authorization models import this module themselves
+    from domain.charging.reservation import Reservation
     from domain.clearing.authorization import AuthorizationSettings, Decision, DecisionFilter
     from domain.clearing.customer_contracts import (
         ContractStatus,
@@ -360,6 +361,10 @@ class EvseRepository(Protocol):
         """The stored (not yet TTL-evaluated) status of each known EVSE; None: never sent."""
         ...
 
+    def reservable(self, evse_keys: Sequence[str]) -> dict[str, bool]:
+        """Whether each known EVSE's master data offers ReserveEvse; unknown keys are absent."""
+        ...
+
     def set_statuses(self, statuses: Sequence[tuple[str, EvseStatus]], now: datetime) -> None: ...
     def search(self, query: SearchQuery, now: datetime) -> tuple[list[Match], int]: ...
     def upload_replay(self, partner_id: str, upload_key: str) -> tuple[str, str] | None:
@@ -371,6 +376,36 @@ class EvseRepository(Protocol):
     ) -> None: ...
     def pull_state(self, operator_key: str) -> PullState | None: ...
     def record_pull(self, state: PullState) -> None: ...
+
+
+class ReservationRepository(Protocol):
+    """Every ReserveEvse gembus recorded, with its outcome (persistence/reservations.py).
+    Writes join the caller's transaction."""
+
+    def add(self, reservation: Reservation) -> int | None:
+        """Insert; None (nothing written) when a live record holds its idempotency key."""
+        ...
+
+    def update(self, reservation: Reservation) -> None: ...
+    def cancel(self, reservation: Reservation) -> bool:
+        """Mark a held reservation cancelled; False when it was not held any more."""
+        ...
+
+    def by_partner_reference(
+        self, provider_key: str, partner_reservation_id: str | None
+    ) -> Reservation | None:
+        """The pending, held or cancelled record of this idempotency key, if any."""
+        ...
+
+    def by_reservation_id(self, operator_key: str, reservation_id: str) -> Reservation | None:
+        """The latest held or cancelled reservation the operator's CLM issued with this ID."""
+        ...
+
+    def list(
+        self, partner_id: str | None, page: tuple[int, int]
+    ) -> tuple[list[Reservation], int]:
+        """Newest first, optionally of one EVSP partner; (rows, total)."""
+        ...
 
 
 class PasswordVault(Protocol):
@@ -408,6 +443,9 @@ class UnitOfWork(Protocol):
     @property
     def evses(self) -> EvseRepository: ...
 
+    @property
+    def reservations(self) -> ReservationRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(
@@ -428,6 +466,7 @@ __all__ = [
     "PartnerData",
     "PartnerRepository",
     "PasswordVault",
+    "ReservationRepository",
     "SdrRepository",
     "Settlement",
     "UnitOfWork",

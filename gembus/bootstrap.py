@@ -19,6 +19,7 @@ from bus.gateway import Gateway, RateLimiter
 from bus.guard import Limits
 from bus.metering import UsageMeter
 from bus.pipeline import Handler, Pipeline
+from bus.relay import GatewayRelay
 from bus.routing import Router
 from bus.wsse import Authenticator
 from domain.marketplace.validation import ContractValidator
@@ -30,6 +31,8 @@ from endpoints.evse_status_push import service as evse_status_push
 from endpoints.evse_upload import service as evse_upload
 from endpoints.financial_clearing import service as financial_clearing
 from endpoints.marketplace import service as marketplace
+from endpoints.reservation import service as reservation
+from endpoints.reservation_v2 import service as reservation_v2
 from endpoints.sdr import service as sdr
 from gembus.clearing_house import build_authorizer
 from gembus.context import RequestContext, Services
@@ -112,6 +115,8 @@ def build_handlers() -> dict[str, dict[str, Handler]]:
         "evse_upload": dict(evse_upload.HANDLERS),
         "evse_status_push": dict(evse_status_push.HANDLERS),
         "evse_search": dict(evse_search.HANDLERS),
+        "reservation": dict(reservation.HANDLERS),
+        "reservation_v2": dict(reservation_v2.HANDLERS),
     }
 
 
@@ -149,7 +154,8 @@ def build(settings: Settings | None = None) -> Gembus:
     authorizer = build_authorizer(
         session_factory, fast, services.validator, settings.operator_partner_id
     )
-    services = replace(services, authorizer=authorizer)
+    relay = GatewayRelay()  # attached to the gateway below, once it exists
+    services = replace(services, authorizer=authorizer, relay=relay)
     context_factory = _context_factory(session_factory, vault, services)
     app = GembusApp(settings, contracts, pipeline, engine, context_factory)
     app.gateway = Gateway(
@@ -163,6 +169,7 @@ def build(settings: Settings | None = None) -> Gembus:
         rate=RateLimiter(settings.gateway_rate_per_second),
         log=TransactionLog(fast),
     )
+    relay.attach(app.gateway, app.log_call)
     app.meter = UsageMeter(
         services.validator, lambda: SqlUnitOfWork(session_factory), settings.operator_partner_id
     )

@@ -302,6 +302,42 @@ def gateway_policy(
 
 
 @main.group()
+def reservation() -> None:
+    """Reservations EVSPs made through /services/reservation (for the marketplace operator)."""
+
+
+@reservation.command("list")
+@click.option("--evsp", "partner_id", help="only this EVSP partner's reservations")
+@click.option("--page", default=1, show_default=True, help="page number (newest first)")
+@click.option("--page-size", default=50, show_default=True, help="rows per page (1..1000)")
+def reservation_list(partner_id: str | None, page: int, page_size: int) -> None:
+    """List reservations, newest first, one per line: created, EVSP, state, EVSE,
+    partnerReservationId, the CLM's reservationId, then the fault, the granted expiry or when
+    it was cancelled."""
+    from domain.marketplace.partners import Page
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        paged = Page(page, page_size)
+        found, total = uow.reservations.list(partner_id, (paged.offset, paged.size))
+    for r in found:
+        click.echo(
+            f"{r.created_at.isoformat(timespec='seconds')} {r.partner_id:<20} {r.state.value:<9} "
+            f"{r.evse_id:<22} {r.partner_reservation_id or '-':<20} {r.reservation_id or '-'} "
+            f"{_reservation_outcome(r)}"
+        )
+    click.echo(f"-- page {page}, {len(found)} of {total}")
+
+
+def _reservation_outcome(r: Any) -> str:
+    if r.fault_code:
+        return f"{r.fault_code}: {r.fault_message or ''}"
+    if r.cancelled_at:
+        return f"cancelled {r.cancelled_at.isoformat(timespec='seconds')}"
+    return f"until {r.granted_expiry.isoformat(timespec='seconds')}" if r.granted_expiry else ""
+
+
+@main.group()
 def clearing() -> None:
     """Financial clearing: issue a period's statement, export statements as CSV."""
 

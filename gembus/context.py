@@ -15,6 +15,7 @@ from domain.ports import PasswordVault, UnitOfWork
 from gembus.errors import AuthenticationError
 
 if TYPE_CHECKING:
+    from bus.relay import GatewayRelay
     from domain.clearing.authorizer import Authorizer
 
 
@@ -31,6 +32,8 @@ class Services:
     inspector: ContractInspector
     #: The clearing house's roaming authorization (domain/clearing/authorizer.py).
     authorizer: Authorizer | None = None
+    #: gembus's own services asking a partner's service through the gateway (bus/relay.py).
+    relay: GatewayRelay | None = None
 
 
 class DeferredNonce(Protocol):

@@ -15,9 +15,11 @@
     │   ├── NotFoundError            Client.Unknown<Thing>
     │   ├── ConflictError            Client.Duplicate<Thing>
     │   └── RuleViolation            Client.<Rule>
-    └── ServerError                  Server
-        ├── NotImplementedFault      Server.NotImplemented
-        └── UnavailableError         Server.Unavailable    (database or partner down; retry)
+    ├── ServerError                  Server
+    │   ├── NotImplementedFault      Server.NotImplemented
+    │   └── UnavailableError         Server.Unavailable    (database or partner down; retry)
+    └── PartnerFault                 the partner's own     a partner system's declared fault,
+                                     Client.* / Server.*   passed on to gembus's caller
 
 Foreign exceptions (lxml, SQLAlchemy, zeep) are translated where they enter, with
 ``raise … from exc``; anything else that reaches the fault boundary becomes a plain
@@ -146,3 +148,12 @@ class NotImplementedFault(ServerError):
 class UnavailableError(ServerError):
     fault_code = "Server.Unavailable"
     default_message = "a service gembus depends on is unavailable; retry later"
+
+
+class PartnerFault(GembusError):
+    """A declared fault of a partner system gembus called for its caller (a CLM refusing a
+    reservation), passed on with the partner's code, message and field."""
+
+    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field)
+        self.fault_code = code

@@ -247,6 +247,14 @@ class SqlEvseRepository:
                 found[row.evse_key] = _status(row) if row.major is not None else None
         return found
 
+    def reservable(self, evse_keys: Sequence[str]) -> dict[str, bool]:
+        """The projection's reservable flag of each known EVSE (ReserveEvse checks it)."""
+        found: dict[str, bool] = {}
+        for chunk in _chunks(list(dict.fromkeys(evse_keys))):
+            stmt = select(EVSE.c.evse_key, EVSE.c.reservable).where(EVSE.c.evse_key.in_(chunk))
+            found.update((k, bool(v)) for k, v in self.session.execute(stmt))
+        return found
+
     def set_statuses(self, statuses: Sequence[tuple[str, EvseStatus]], now: datetime) -> None:
         if not statuses:
             return

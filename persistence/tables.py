@@ -745,3 +745,54 @@ class EvseUploadRow(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     result: Mapped[str] = mapped_column(Text)
     processed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+#: The reservation states that own an idempotency key (domain/charging/reservation.py).
+_LIVE_RESERVATION = text("state IN ('pending', 'held', 'cancelled')")
+
+
+class ReservationRow(Base):
+    """Every ReserveEvse gembus routed for an EVSP, with its outcome and its cancellation.
+
+    ``(provider_key, partner_reservation_id)`` is the EVSP's idempotency key; it is unique
+    among the live records only (partial index), so refused and failed attempts stay on
+    record without blocking a retry. ``message_id`` joins the request's ``gateway_call`` row.
+    """
+
+    __tablename__ = "reservation"
+    __table_args__ = (
+        Index(
+            "ux_reservation_partner_reference",
+            "provider_key",
+            "partner_reservation_id",
+            unique=True,
+            postgresql_where=_LIVE_RESERVATION,
+            sqlite_where=_LIVE_RESERVATION,
+        ),
+        Index("ix_reservation_clm_id", "operator_key", "reservation_id"),
+        Index("ix_reservation_partner", "partner_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    partner_id: Mapped[str] = mapped_column(String(64))
+    provider_id: Mapped[str] = mapped_column(String(16))
+    provider_key: Mapped[str] = mapped_column(String(8))
+    partner_reservation_id: Mapped[str | None] = mapped_column(String(64))
+    contract_id: Mapped[str] = mapped_column(String(64))
+    evse_id: Mapped[str] = mapped_column(String(48))
+    evse_key: Mapped[str] = mapped_column(String(41))
+    operator_key: Mapped[str] = mapped_column(String(8))
+    requested_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    requested_expiry: Mapped[datetime] = mapped_column(UtcDateTime)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(10))  # pending held refused failed cancelled
+    reservation_id: Mapped[str | None] = mapped_column(String(64))  # the CLM's
+    granted_start: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    granted_expiry: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    fault_code: Mapped[str | None] = mapped_column(String(64))
+    fault_message: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancel_reason: Mapped[str | None] = mapped_column(Text)

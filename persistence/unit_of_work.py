@@ -18,6 +18,7 @@ from persistence.evse import SqlEvseRepository
 from persistence.marketplace import SqlMarketplaceRepository
 from persistence.outbox import SqlOutboxRepository
 from persistence.repositories import SqlPartnerRepository
+from persistence.reservations import SqlReservationRepository
 from persistence.sdr import SqlSdrRepository
 
 
@@ -32,6 +33,7 @@ class SqlUnitOfWork:
     sdrs: SqlSdrRepository
     clearing: SqlClearingRepository
     evses: SqlEvseRepository
+    reservations: SqlReservationRepository
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -46,6 +48,7 @@ class SqlUnitOfWork:
         self.sdrs = SqlSdrRepository(self.session)
         self.clearing = SqlClearingRepository(self.session)
         self.evses = SqlEvseRepository(self.session)
+        self.reservations = SqlReservationRepository(self.session)
         return self
 
     def __exit__(

@@ -57,6 +57,48 @@ def register_operator(server: LiveServer, partner_id: str, operator_id: str) -> 
     return password
 
 
+def offer_reservation_service(
+    server: LiveServer,
+    partner_id: str,
+    password: str,
+    endpoint_url: str,
+    *,
+    version: int = 1,
+    quota: dict[str, int] | None = None,
+    accepted_by: tuple[str, str] | None = ("tnm-mobility", "demo-evsp-password"),
+) -> str:
+    """An operator's CLM registered and published as its reservation service (``version`` of
+    the family), with an offering that ``accepted_by`` (an EVSP) accepts; the service ID."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.support.zeep_validation import client
+
+    market = client(server.base_url, "marketplace", partner_id, password)
+    service = market.RegisterService(
+        data={
+            "name": f"{partner_id} reservation v{version}",
+            "category": "ValueAdded",
+            "serviceInterface": {"family": "reservation", "version": version},
+            "endpointUrl": endpoint_url,
+            "description": "CLM reservation endpoint",
+        }
+    )
+    market.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
+    terms: dict[str, object] = {"pricePerCall": "0.05", "currency": "EUR"}
+    if quota:
+        terms["callQuota"] = quota
+    offering = market.CreateOffering(
+        serviceId=service.serviceId,
+        name="Reservations",
+        terms=terms,
+        validity={"validFrom": datetime.now(UTC) - timedelta(minutes=1)},
+    )
+    if accepted_by is not None:
+        evsp = client(server.base_url, "marketplace", *accepted_by)
+        evsp.AcceptOffering(offeringId=offering.offeringId)
+    return str(service.serviceId)
+
+
 def gembus_cli(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "gembus.cli", *args],

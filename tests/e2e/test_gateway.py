@@ -22,10 +22,15 @@ from zeep.wsse.username import UsernameToken
 
 from bus.equivalence import differences, signature
 from tests.conftest import REPO
-from tests.e2e.conftest import LiveServer, gembus_cli, register_operator
+from tests.e2e.conftest import (
+    LiveServer,
+    gembus_cli,
+    offer_reservation_service,
+    register_operator,
+)
 from tests.fakes.clm import ClmProcess, start_clm_process
 from tests.support.soap import envelope, wsse_header
-from tests.support.zeep_validation import ContractValidationPlugin, client
+from tests.support.zeep_validation import ContractValidationPlugin
 
 pytestmark = pytest.mark.e2e
 ADMIN = ("gembus-admin", "demo-admin-password")
@@ -43,28 +48,9 @@ class Provider:
 
 
 def _offer(server: LiveServer, provider: Provider, quota: dict[str, int] | None = None) -> str:
-    market = client(server.base_url, "marketplace", provider.partner_id, provider.password)
-    service = market.RegisterService(
-        data={
-            "name": f"{provider.partner_id} reservation",
-            "category": "ValueAdded",
-            "serviceInterface": {"family": "reservation", "version": 1},
-            "endpointUrl": provider.clm.url,
-            "description": "CLM reservation endpoint",
-        }
+    return offer_reservation_service(
+        server, provider.partner_id, provider.password, provider.clm.url, quota=quota
     )
-    market.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
-    terms: dict[str, object] = {"pricePerCall": "0.05", "currency": "EUR"}
-    if quota:
-        terms["callQuota"] = quota
-    offering = market.CreateOffering(
-        serviceId=service.serviceId,
-        name="Reservations",
-        terms=terms,
-        validity={"validFrom": datetime.now(UTC) - timedelta(minutes=1)},
-    )
-    client(server.base_url, "marketplace", *TNM).AcceptOffering(offeringId=offering.offeringId)
-    return str(service.serviceId)
 
 
 @pytest.fixture(scope="module")

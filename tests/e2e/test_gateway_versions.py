@@ -27,7 +27,7 @@ from zeep.wsse.username import UsernameToken
 
 from bus.contracts import all_contracts
 from bus.guard import WSSE_NS
-from tests.e2e.conftest import LiveServer, register_operator
+from tests.e2e.conftest import LiveServer, offer_reservation_service, register_operator
 from tests.fakes.clm import ClmProcess, ReceivedRequest, start_clm_process
 from tests.support.soap import envelope, wsse_header
 from tests.support.zeep_validation import ContractValidationPlugin, client
@@ -65,17 +65,9 @@ def _register_service(server: LiveServer, provider: Provider, family: str, versi
 
 
 def _offer(server: LiveServer, provider: Provider) -> str:
-    market = client(server.base_url, "marketplace", provider.partner_id, provider.password)
-    service = _register_service(server, provider, "reservation", provider.version)
-    market.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
-    offering = market.CreateOffering(
-        serviceId=service.serviceId,
-        name="Reservations",
-        terms={"pricePerCall": "0.05", "currency": "EUR"},
-        validity={"validFrom": datetime.now(UTC) - timedelta(minutes=1)},
+    return offer_reservation_service(
+        server, provider.partner_id, provider.password, provider.clm.url, version=provider.version
     )
-    client(server.base_url, "marketplace", *TNM).AcceptOffering(offeringId=offering.offeringId)
-    return str(service.serviceId)
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,7 @@ def published_offering(
     fee: str | None = "100.00",
     quota: Quota | None = None,
     valid_to: datetime | None = None,
+    endpoint_url: str | None = None,
 ) -> str:
     """A published service of ``provider`` with one open offering; returns the offering ID."""
     with uow_factory() as uow:
@@ -54,7 +55,7 @@ def published_offering(
             f"{family} by {provider.partner_id}",
             ServiceCategory.BASIC_END_USER,
             InterfaceRef(family, 1),
-            f"https://{provider.partner_id}.example/{family}",
+            endpoint_url or f"https://{provider.partner_id}.example/{family}",
         )
         service = catalogue.register_service(uow, AcceptingInspector(), provider, None, data)
         catalogue.change_lifecycle(uow, provider, service.service_id, LifecycleState.PUBLISHED)

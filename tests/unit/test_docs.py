@@ -38,6 +38,7 @@ def test_every_command_has_help_and_is_documented() -> None:
         ("authorization", "settings", "show"),
         ("authorization", "settings", "set"),
         ("authorization", "settings", "reset"),
+        ("reservation", "list"),
     ]
     for command in commands:
         result = runner.invoke(main, [*command, "--help"])
