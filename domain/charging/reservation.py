@@ -17,12 +17,12 @@ Checks, in order, each a declared fault naming the field:
    (``Client.InvalidReservationPeriod``). gembus does not shorten a request longer than the
    EVSE's maxReservationMinutes and does not refuse it: the CLM shortens it to its maximum
    and answers the granted expiry, which is what gembus records and answers;
-5. routing and the caller's service contract with the operator's reservation service
+5. the EVSP and the EVSE's operator hold a valid roaming agreement (SRV 1967,
+   ``Client.NoRoamingAgreement``; wsdl/reservation.wsdl lists it), unless the EVSP is the
+   operator itself: reserving one's own EVSE for one's own customer is no roaming case;
+6. routing and the caller's service contract with the operator's reservation service
    (SRV 1967) are the gateway's: see bus/relay.py. The CLM's refusals come back as its own
    declared faults (``Client.EvseNotAvailable``, ...).
-
-A roaming agreement between the EVSP and the operator is not checked: DOMAIN.md does not
-require one for reservation, and a CLM that wants one answers ``Client.NoRoamingAgreement``.
 
 Records. Every request that passes check 1 is recorded, but for a repeat answered from the
 record. One that passes checks 2-4 is written ``pending`` before the CLM is asked (so a
@@ -47,6 +47,7 @@ from domain.charging.master_data import CallerMismatchError
 from domain.clearing.customer_contracts import Token, own_provider
 from domain.identifiers import ContractId, EvseId, ProviderId
 from domain.marketplace.partners import parse_identifier
+from domain.marketplace.validation import Reason
 from domain.partners import Partner
 from gembus.errors import (
     ClientError,
@@ -58,6 +59,7 @@ from gembus.errors import (
 )
 
 if TYPE_CHECKING:
+    from domain.clearing.authorizer import AgreementChecker
     from domain.ports import UnitOfWork
 
 #: How far in the past requestedStart may lie: the clocks of EVSP and gembus differ a little
@@ -78,6 +80,11 @@ class State(enum.StrEnum):
 
 #: The states that own an idempotency key (the others leave it free for a retry).
 LIVE_STATES = (State.PENDING, State.HELD, State.CANCELLED)
+
+
+class NoRoamingAgreementError(ClientError):
+    fault_code = "Client.NoRoamingAgreement"
+    default_message = "the EVSP holds no valid roaming agreement with the EVSE's operator"
 
 
 class EvseNotReservableError(ClientError):
@@ -192,6 +199,8 @@ def reserve(
     message_id: str,
     now: datetime,
     forward: Callable[[], Granted],
+    *,
+    agreements: AgreementChecker,
 ) -> Reservation:
     """ReserveEvse: the checks above, then ``forward`` (the CLM, through the gateway) once.
 
@@ -200,7 +209,9 @@ def reserve(
     asked = _identify(actor, request)
     record = _new_record(actor, asked, message_id, now)
     try:
-        claimed = _prepare(uow, asked, record, now)
+        claimed = _prepare(
+            uow, asked, record, now, lambda: _check_agreement(agreements, actor, asked, now)
+        )
     except GembusError as refusal:  # recorded too: the EVSP asked, gembus said no
         _write(uow, _settled(record, refusal, now))
         raise
@@ -224,9 +235,13 @@ def reserve(
 
 
 def _prepare(
-    uow: Callable[[], UnitOfWork], asked: _Asked, record: Reservation, now: datetime
+    uow: Callable[[], UnitOfWork],
+    asked: _Asked,
+    record: Reservation,
+    now: datetime,
+    check_agreement: Callable[[], None],
 ) -> Reservation:
-    """Checks 2-4: the recorded reservation of a repeat, or ``record`` claimed ``pending``."""
+    """Checks 2-5: the recorded reservation of a repeat, or ``record`` claimed ``pending``."""
     with uow() as work:
         existing = work.reservations.by_partner_reference(
             record.provider_key, record.partner_reservation_id
@@ -235,6 +250,7 @@ def _prepare(
             return _repeat(existing, record)
         _check_evse(work, asked)
     _check_period(asked.request, now)
+    check_agreement()
     return _claim(uow, record, now)
 
 
@@ -322,6 +338,23 @@ def _check_period(request: ReservationRequest, now: datetime) -> None:
             f"requestedExpiry {_instant(request.requested_expiry)} is not after {after} "
             f"({_instant(earliest)})",
             field="requestedExpiry",
+        )
+
+
+def _check_agreement(
+    agreements: AgreementChecker, actor: Partner, asked: _Asked, now: datetime
+) -> None:
+    answer = agreements.validate_roaming_agreement(
+        asked.evse.operator_key, asked.provider.key, now
+    )
+    if answer.operator_partner_id == actor.partner_id:
+        return  # the EVSP's own EVSE: not a roaming case
+    if not answer.valid:
+        state = "none" if answer.reason is Reason.NO_CONTRACT else answer.reason.value.lower()
+        raise NoRoamingAgreementError(
+            f"{asked.request.provider_id} and the operator of {asked.request.evse_id} hold no "
+            f"valid roaming agreement ({state.replace('_', ' ')})",
+            field="evseId",
         )
 
 

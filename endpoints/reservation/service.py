@@ -38,7 +38,15 @@ _T = TypeVar("_T")
 def reserve_evse(request: etree._Element, ctx: RequestContext) -> etree._Element:
     asked = reservation_request(request)
     forward = forwarding(request, ctx, granted)
-    held = rules.reserve(ctx.uow, ctx.actor, asked, ctx.message_id, ctx.now(), forward)
+    held = rules.reserve(
+        ctx.uow,
+        ctx.actor,
+        asked,
+        ctx.message_id,
+        ctx.now(),
+        forward,
+        agreements=ctx.shared.validator,
+    )
     ctx.log.info(
         "reservation.held", reservation_id=held.reservation_id, evse=held.evse_id, id=held.id
     )

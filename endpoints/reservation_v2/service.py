@@ -35,7 +35,9 @@ def reserve_evse(request: etree._Element, ctx: RequestContext) -> etree._Element
     now = ctx.now()
     asked = reservation_request(request, now)
     forward = forwarding(request, ctx, granted)
-    held = rules.reserve(ctx.uow, ctx.actor, asked, ctx.message_id, now, forward)
+    held = rules.reserve(
+        ctx.uow, ctx.actor, asked, ctx.message_id, now, forward, agreements=ctx.shared.validator
+    )
     ctx.log.info(
         "reservation.held", reservation_id=held.reservation_id, evse=held.evse_id, id=held.id
     )

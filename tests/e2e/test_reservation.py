@@ -3,7 +3,8 @@
 The CLMs are real spyne processes (tests/fakes/clm.py) of operators registered on the
 marketplace over SOAP like any operator, each with its EVSEs uploaded as master data and its
 reservation service published: ES*RSV (tnm-mobility holds a contract; the CLM refuses
-ES*RSV*E3*1), ES*NOC (no contract) and ES*DWN (taken down in a test). gembus checks, records
+ES*RSV*E3*1), ES*NOC (no contract) and ES*DWN (taken down in a test), each with a roaming
+agreement with tnm-mobility's NL-TNM (bmw-emobility's DE-BMW has none). gembus checks, records
 (table ``reservation``), and routes through the gateway in process (table ``gateway_call``).
 Every message the EVSP exchanges validates against the canonical XSD (the zeep plugin), and
 the CLM's side is read from its request log.
@@ -91,6 +92,13 @@ def operators(
             _upload(live_server, (partner_id, password), operator_id)
             operator.service_id = offer_reservation_service(
                 live_server, partner_id, password, clm.url, accepted_by=TNM if contracted else None
+            )
+            client(
+                live_server.base_url, "marketplace", partner_id, password
+            ).CreateRoamingAgreement(
+                operatorId=operator_id,
+                providerId="NL-TNM",
+                validity={"validFrom": datetime.now(UTC) - timedelta(minutes=1)},
             )
         yield found
     finally:
@@ -270,7 +278,7 @@ def test_an_evsp_reserves_only_under_its_own_provider_id(
     with pytest.raises(zeep.exceptions.Fault) as raised:
         reserve(evsp(live_server, BMW), rsv.evse(1), providerId="DE-BMW")  # NL-TNM's contract
     assert fault_of(raised) == ("Client.CallerMismatch", "contractId")
-    with pytest.raises(zeep.exceptions.Fault) as raised:  # its own: then it needs a contract
+    with pytest.raises(zeep.exceptions.Fault) as raised:  # its own, but no roaming agreement
         reserve(
             evsp(live_server, BMW),
             rsv.evse(1),
@@ -278,7 +286,8 @@ def test_an_evsp_reserves_only_under_its_own_provider_id(
             contractId="DE*BMW*0010LY*3",
             partnerReservationId="BMW-OWN",
         )
-    assert fault_of(raised) == ("Client.NoContract", "service")
+    assert fault_of(raised) == ("Client.NoRoamingAgreement", "evseId")
+    assert "DE-BMW and the operator of ES*RSV*E1*1" in raised.value.message
     assert [r.partner_id for r in recorded(live_server, "BMW-OWN")] == ["bmw-emobility"]
 
 

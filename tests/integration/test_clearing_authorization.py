@@ -23,12 +23,10 @@ from domain.clearing.authorization import (
     settings_of,
 )
 from domain.clearing.customer_contracts import UploadInProgressError
-from domain.marketplace import contracts
-from domain.marketplace.model import Validity
 from gembus.bootstrap import Gembus, build
 from gembus.errors import InvalidValueError
 from gembus.settings import Settings
-from tests.support.marketplace import partner
+from tests.support.marketplace import partner, roaming_agreement
 from tests.support.soap import WsgiResult, call, envelope, wsse_header
 
 CC = "urn:gembus:customer-contracts:v1"
@@ -190,13 +188,8 @@ def decisions(
 
 
 def agreement(gembus: Gembus) -> None:
-    with gembus.uow() as uow:
-        ice = uow.partners.get("ice-charging")
-        assert ice is not None
-        contracts.create_roaming_agreement(
-            uow, ice, "DE*ICE", "NL-TNM", Validity(NOW - timedelta(days=1))
-        )
-        uow.commit()
+    ice = partner(gembus.uow, "ice-charging")
+    roaming_agreement(gembus.uow, ice, "DE*ICE", "NL-TNM", NOW - timedelta(days=1))
 
 
 def count_decisions(gembus: Gembus) -> int:

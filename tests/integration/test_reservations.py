@@ -23,7 +23,7 @@ from endpoints.evse_types import read_record
 from gembus.bootstrap import Gembus
 from tests.fakes.clm import ClmApp, RunningFake, make_clm_app, serve
 from tests.support.evse import Spec, record_xml
-from tests.support.marketplace import contract, partner, published_offering
+from tests.support.marketplace import contract, partner, published_offering, roaming_agreement
 from tests.support.soap import call, envelope, wsse_header
 
 pytestmark = pytest.mark.postgres
@@ -145,6 +145,7 @@ def clm(gembus: Gembus) -> Iterator[tuple[ClmApp, RunningFake]]:
     ice = partner(gembus.uow, "ice-charging")
     offering = published_offering(gembus.uow, ice, family="reservation", endpoint_url=running.url)
     contract(gembus.uow, partner(gembus.uow, "tnm-mobility"), offering)
+    roaming_agreement(gembus.uow, ice, "DE*ICE", "NL-TNM", NOW - timedelta(days=1))
     records = [
         _parsed(Spec(f"DE*ICE*E{n}*1", "DE*ICE", 52.5, 13.4, reservable=n != 2)) for n in (1, 2, 3)
     ]

@@ -83,3 +83,18 @@ def contract(
         accepted = contracts.accept_offering(uow, requester, offering_id, validity, None)
         uow.commit()
     return accepted
+
+
+def roaming_agreement(
+    uow_factory: Callable[[], UnitOfWork],
+    operator: Partner,
+    operator_id: str,
+    provider_id: str,
+    valid_from: datetime,
+) -> None:
+    """A roaming agreement ``operator`` (owner of ``operator_id``) makes with an EVSP."""
+    with uow_factory() as uow:
+        contracts.create_roaming_agreement(
+            uow, operator, operator_id, provider_id, Validity(valid_from)
+        )
+        uow.commit()

@@ -23,6 +23,7 @@ from domain.charging.reservation import (
 )
 from domain.clearing.customer_contracts import Token
 from domain.identifiers import ProviderId
+from domain.marketplace.validation import AgreementAnswer, Reason
 from domain.partners import Contact, Partner, PartnerData, PartnerStatus, Role
 from gembus.errors import GembusError, PartnerFault, ServerError
 from tests.unit.test_partner_rules import MemoryUow as PartnerUow
@@ -82,7 +83,7 @@ class MemoryReservations:
 
 class MemoryEvses:
     def __init__(self) -> None:
-        self.flags = {"DEICEE11": True, "DEICEE21": False}
+        self.flags = {"DEICEE11": True, "DEICEE21": False, "DEBMWE11": True}
 
     def reservable(self, evse_keys: list[str]) -> dict[str, bool]:
         return {k: self.flags[k] for k in evse_keys if k in self.flags}
@@ -129,14 +130,40 @@ def uow() -> MemoryUow:
     return MemoryUow()
 
 
+class Agreements:
+    """SRV 1967's roaming-agreement answer: ``reason`` for every pair; DEICE is ice-charging's."""
+
+    def __init__(self, reason: Reason = Reason.OK) -> None:
+        self.reason = reason
+        self.asked: list[tuple[str, str]] = []
+
+    def validate_roaming_agreement(
+        self, operator_id: str, provider_id: str, at: datetime | None = None
+    ) -> AgreementAnswer:
+        self.asked.append((operator_id, provider_id))
+        owner = {"DEICE": "ice-charging", "DEBMW": "bmw-emobility"}.get(operator_id)
+        return AgreementAnswer(
+            self.reason is Reason.OK, self.reason, at or NOW, (), owner, "tnm-mobility"
+        )
+
+
 def reserve(
     uow: MemoryUow,
     request: ReservationRequest,
     clm: Callable[[], Granted],
     actor: Partner | None = None,
     now: datetime = NOW,
+    agreements: Agreements | None = None,
 ) -> Reservation:
-    return rules.reserve(lambda: uow, actor or evsp(), request, "msg-1", now, clm)  # type: ignore[arg-type, return-value]
+    return rules.reserve(  # type: ignore[return-value]
+        lambda: uow,  # type: ignore[arg-type]
+        actor or evsp(),
+        request,
+        "msg-1",
+        now,
+        clm,
+        agreements=agreements or Agreements(),
+    )
 
 
 def cancel(
@@ -198,6 +225,38 @@ def test_what_gembus_checks_is_refused_and_recorded_without_asking_the_clm(
         reserve(uow, request_, clm)
     assert fault(raised) == (code, field) and clm.asked == 0
     assert states(uow) == [(State.REFUSED, code)]
+
+
+@pytest.mark.parametrize("reason", [Reason.NO_CONTRACT, Reason.EXPIRED, Reason.TERMINATED])
+def test_without_a_valid_roaming_agreement_the_clm_is_not_asked(
+    uow: MemoryUow, reason: Reason
+) -> None:
+    clm, agreements = Clm(), Agreements(reason)
+    with pytest.raises(GembusError) as raised:
+        reserve(uow, ask(), clm, agreements=agreements)
+    assert fault(raised) == ("Client.NoRoamingAgreement", "evseId") and clm.asked == 0
+    assert agreements.asked == [("DEICE", "NLTNM")]
+    assert states(uow) == [(State.REFUSED, "Client.NoRoamingAgreement")]
+
+
+def test_the_operators_own_evse_needs_no_roaming_agreement(uow: MemoryUow) -> None:
+    bmw_both = Partner(
+        "bmw-emobility",
+        PartnerStatus.ACTIVE,
+        PartnerData(
+            "BMW",
+            (Role.EVSP, Role.EVSE_OPERATOR),
+            Contact("a@b.example"),
+            (),
+            (ProviderId.parse("DE-BMW"),),
+        ),
+        NOW,
+        NOW,
+    )
+    request = ask(provider_id="DE-BMW", contract_id="DE-BMW-000122045-2", evse_id="DE*BMW*E1*1")
+    clm = Clm()
+    held = reserve(uow, request, clm, bmw_both, agreements=Agreements(Reason.NO_CONTRACT))
+    assert held.state is State.HELD and clm.asked == 1
 
 
 def test_a_start_within_the_clock_skew_and_a_later_start_are_fine(uow: MemoryUow) -> None:
