@@ -66,6 +66,38 @@ class Started:
     ticket: Ticket | None
 
 
+@dataclass(frozen=True)
+class CallFilter:
+    """Which logged calls to list; every field given narrows the list."""
+
+    message_id: str | None = None
+    requester_id: str | None = None
+    provider_id: str | None = None
+    service_id: str | None = None
+    outcome: str | None = None  # ok, fault, pending
+    since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LoggedCall:
+    """A row of the transaction log; latency and reply size are None while it is pending."""
+
+    id: int
+    at: datetime
+    message_id: str
+    requester_id: str | None
+    provider_id: str | None
+    service_id: str | None
+    family: str
+    operation: str | None
+    contract_id: str | None
+    outcome: str
+    fault_code: str | None
+    latency_ms: float | None
+    bytes_in: int
+    bytes_out: int | None
+
+
 class CallLog(Protocol):
     def start(self, call: CallStart, nonce: tuple[str, str, datetime] | None) -> Started:
         """Record the caller's nonce (username, nonce, expires at; None when the token has
@@ -77,3 +109,9 @@ class CallLog(Protocol):
     ) -> None: ...
 
     def record(self, call: GatewayCall) -> None: ...
+
+
+class CallLogReader(Protocol):
+    def calls(self, where: CallFilter, window: tuple[int, int]) -> tuple[list[LoggedCall], int]:
+        """The calls matching ``where``, newest first, (offset, limit) of them, and the total."""
+        ...

@@ -35,6 +35,7 @@ from domain.clearing.sdr import (
     SdrVersion,
     StoredSdr,
 )
+from domain.gateway_calls import CallLogReader
 from domain.marketplace.model import (
     LifecycleState,
     Offering,
@@ -445,6 +446,9 @@ class UnitOfWork(Protocol):
 
     @property
     def reservations(self) -> ReservationRepository: ...
+
+    @property
+    def gateway_calls(self) -> CallLogReader: ...
 
     def __enter__(self) -> Self: ...
 

@@ -257,6 +257,53 @@ def gateway_routes() -> None:
     click.echo(f"-- {len(table.routes)} routes")
 
 
+@gateway.command("calls")
+@click.option("--message-id", default=None, help="the call with this message id (faults quote it)")
+@click.option("--requester", default=None, help="calls of this requester partner")
+@click.option("--provider", default=None, help="calls to this provider partner")
+@click.option("--service", default=None, help="calls to this service ID")
+@click.option(
+    "--outcome", type=click.Choice(["ok", "fault", "pending"]), default=None, help="only these"
+)
+@click.option("--since", default=None, help="calls at or after this ISO 8601 instant")
+@click.option("--page", default=1, show_default=True, help="page number (newest first)")
+@click.option("--page-size", default=50, show_default=True, help="rows per page (1..1000)")
+def gateway_calls(
+    message_id: str | None,
+    requester: str | None,
+    provider: str | None,
+    service: str | None,
+    outcome: str | None,
+    since: str | None,
+    page: int,
+    page_size: int,
+) -> None:
+    """The transaction log, one call per line: time, message id, requester -> provider,
+    service, family.operation, contract, outcome (or fault code), latency, bytes in/out.
+
+    A partner quoting the messageId of a fault finds its call with --message-id; the same id
+    is on every log line of the request."""
+    from domain.gateway_calls import CallFilter
+    from domain.marketplace.partners import Page
+
+    where = CallFilter(
+        message_id, requester, provider, service, outcome, _instant(since) if since else None
+    )
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        paged = Page(page, page_size)
+        found, total = uow.gateway_calls.calls(where, (paged.offset, paged.size))
+    for c in found:
+        latency = f"{c.latency_ms:.2f}ms" if c.latency_ms is not None else "-"
+        click.echo(
+            f"{c.at.isoformat(timespec='milliseconds')} {c.message_id} "
+            f"{c.requester_id or '-'} -> {c.provider_id or '-'} {c.service_id or '-'} "
+            f"{c.family}.{c.operation or '-'} {c.contract_id or '-'} "
+            f"{c.fault_code or c.outcome} {latency} {c.bytes_in}/{c.bytes_out or '-'}B"
+        )
+    click.echo(f"-- page {page}, {len(found)} of {total}")
+
+
 @gateway.command("policy")
 @click.argument("service_id")
 @click.option(

@@ -27,11 +27,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.orm import Session
 
-from domain.gateway_calls import CallStart, GatewayCall, Started, Ticket
+from domain.gateway_calls import (
+    CallFilter,
+    CallStart,
+    GatewayCall,
+    LoggedCall,
+    Started,
+    Ticket,
+)
 from persistence.fastpath import PreparedStatement
 from persistence.repositories import NONCE_CTES, NONCE_INSERT, purge_expired_nonces
+from persistence.tables import GatewayCallRow
 
 PENDING = "pending"
 
@@ -312,3 +321,51 @@ def _finish_each(connection: Any, done: list[_Outcome]) -> None:
         )
         if o.ticket.usage_id is not None:
             connection.execute(_DONE_USAGE, {**fields, "id": o.ticket.usage_id})
+
+
+class SqlCallLogReader:
+    """Implements domain.gateway_calls.CallLogReader: the log as operators read it."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def calls(self, where: CallFilter, window: tuple[int, int]) -> tuple[list[LoggedCall], int]:
+        row = GatewayCallRow
+        conditions = [
+            column == value
+            for column, value in (
+                (row.message_id, where.message_id),
+                (row.requester_id, where.requester_id),
+                (row.provider_id, where.provider_id),
+                (row.service_id, where.service_id),
+                (row.outcome, where.outcome),
+            )
+            if value is not None
+        ]
+        if where.since is not None:
+            conditions.append(row.at >= where.since)
+        total = self.session.scalar(select(func.count()).select_from(row).where(*conditions))
+        offset, limit = window
+        found = self.session.scalars(
+            select(row).where(*conditions).order_by(row.id.desc()).offset(offset).limit(limit)
+        )
+        return [_logged(r) for r in found], int(total or 0)
+
+
+def _logged(r: GatewayCallRow) -> LoggedCall:
+    return LoggedCall(
+        r.id,
+        r.at,
+        r.message_id,
+        r.requester_id,
+        r.provider_id,
+        r.service_id,
+        r.family,
+        r.operation,
+        r.contract_id,
+        r.outcome,
+        r.fault_code,
+        r.latency_ms,
+        r.bytes_in,
+        r.bytes_out,
+    )

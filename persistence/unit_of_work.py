@@ -20,6 +20,7 @@ from persistence.outbox import SqlOutboxRepository
 from persistence.repositories import SqlPartnerRepository
 from persistence.reservations import SqlReservationRepository
 from persistence.sdr import SqlSdrRepository
+from persistence.transaction_log import SqlCallLogReader
 
 
 class SqlUnitOfWork:
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
     clearing: SqlClearingRepository
     evses: SqlEvseRepository
     reservations: SqlReservationRepository
+    gateway_calls: SqlCallLogReader
 
     def __init__(self, session_factory: sessionmaker[Session]) -> None:
         self.session_factory = session_factory
@@ -49,6 +51,7 @@ class SqlUnitOfWork:
         self.clearing = SqlClearingRepository(self.session)
         self.evses = SqlEvseRepository(self.session)
         self.reservations = SqlReservationRepository(self.session)
+        self.gateway_calls = SqlCallLogReader(self.session)
         return self
 
     def __exit__(

@@ -318,3 +318,31 @@ def test_unknown_gateway_targets_are_404(live_server: LiveServer) -> None:
     assert (
         requests.get(f"{live_server.base_url}/gateway/svc-nope?wsdl", timeout=5).status_code == 404
     )
+
+
+def test_a_call_is_found_in_the_log_by_the_message_id_its_reply_carries(
+    live_server: LiveServer, providers: dict[str, Provider]
+) -> None:
+    url = f"{live_server.base_url}/gateway/{providers['ice'].service_id}"
+    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{ACTION}"'}
+    body = raw_reserve("DE*ICE*E100010*1")
+    answer = requests.post(url, data=body, timeout=10, headers=headers)
+    replay = requests.post(url, data=body, timeout=10, headers=headers)
+    message_id = answer.headers["X-Gembus-Message-Id"]
+    assert answer.status_code == 200 and replay.status_code == 500 and len(message_id) == 32
+    deadline = time.monotonic() + 5  # the outcome follows the reply within 0.1 s
+    while True:
+        shown = gembus_cli(live_server.env, "gateway", "calls", "--message-id", message_id)
+        if " ok " in shown or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    (line,) = shown.splitlines()[:-1]
+    assert message_id in line and "tnm-mobility -> ice-charging" in line
+    assert f"{providers['ice'].service_id} reservation.ReserveEvse" in line and " ok " in line
+    assert shown.splitlines()[-1] == "-- page 1, 1 of 1"
+    refused = replay.headers["X-Gembus-Message-Id"]
+    faults = gembus_cli(
+        live_server.env, "gateway", "calls", "--requester", "tnm-mobility", "--outcome", "fault"
+    )
+    (refusal,) = [f for f in faults.splitlines() if refused in f]
+    assert "Client.Authentication" in refusal and " ok " not in faults
