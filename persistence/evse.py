@@ -54,6 +54,13 @@ from domain.charging.model import (
     mask,
 )
 from domain.charging.opening import is_open_at
+from domain.charging.pull import (
+    PullKind,
+    PullOutcome,
+    PullRun,
+    Trigger,
+    rejections_from_json,
+)
 from domain.charging.search import (
     EARTH_RADIUS_KM,
     Management,
@@ -65,10 +72,11 @@ from domain.charging.search import (
     cells_for,
     grid_cell,
 )
-from persistence.bulk import on_postgres
+from persistence.bulk import copy_rows, on_postgres, raw_cursor
 from persistence.tables import (
     EvseDocumentRow,
     EvseOperatorRow,
+    EvsePullRow,
     EvseRow,
     EvseStatusRow,
     EvseUploadRow,
@@ -78,8 +86,26 @@ EVSE = cast(Table, EvseRow.__table__)
 DOCUMENT = cast(Table, EvseDocumentRow.__table__)
 STATUS = cast(Table, EvseStatusRow.__table__)
 OPERATOR = cast(Table, EvseOperatorRow.__table__)
+PULL = cast(Table, EvsePullRow.__table__)
 #: Rows per statement when deleting by key (stays under SQLite's variable limit).
 _CHUNK = 500
+#: From this many records on, a PostgreSQL upsert is COPY into a staging table and one merge
+#: per table: a CLM's page of 1,000 records as one multi-row INSERT is 33,000 literals for
+#: SQLAlchemy to bind and the server to parse (persistence/bulk.py).
+_COPY_FROM = 200
+_STAGE_PREFIX = "gembus_staged_"
+_STAGED_COLUMNS = tuple(c.name for c in EVSE.columns if c.name != "id")
+_DOC_COLUMNS = ("evse_key", "document")
+
+
+def _merge_sql(table: str, staged: str, columns: Sequence[str]) -> str:
+    """Upsert the staged rows into ``table`` by evse_key (the staging table is emptied after)."""
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "evse_key")
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} "  # noqa: S608
+        f"ON CONFLICT (evse_key) DO UPDATE SET {updates}"
+    )
 
 
 def projection(record: EvseRecord, source: str, now: datetime) -> dict[str, Any]:
@@ -198,16 +224,35 @@ class SqlEvseRepository:
         if not records:
             return
         rows = [projection(r, source, now) for r in records]
+        docs = [{"evse_key": r.evse_id.key, "document": r.document} for r in records]
+        if len(rows) >= _COPY_FROM and on_postgres(self.session):
+            self._upsert_copied(rows, docs)
+            return
         stmt = self._insert(EVSE).values(rows)
         columns = {c: stmt.excluded[c] for c in rows[0] if c != "evse_key"}
         self.session.execute(stmt.on_conflict_do_update(index_elements=["evse_key"], set_=columns))
-        docs = [{"evse_key": r.evse_id.key, "document": r.document} for r in records]
         dstmt = self._insert(DOCUMENT).values(docs)
         self.session.execute(
             dstmt.on_conflict_do_update(
                 index_elements=["evse_key"], set_={"document": dstmt.excluded.document}
             )
         )
+
+    def _upsert_copied(self, rows: list[dict[str, Any]], docs: list[dict[str, Any]]) -> None:
+        """COPY into session-local staging tables, then one merge per table (PostgreSQL)."""
+        cursor = raw_cursor(self.session)
+        for table, columns, values in (
+            (EVSE, _STAGED_COLUMNS, rows),
+            (DOCUMENT, _DOC_COLUMNS, docs),
+        ):
+            staged = f"{_STAGE_PREFIX}{table.name}"
+            cursor.execute(
+                f"CREATE TEMP TABLE IF NOT EXISTS {staged} AS "  # noqa: S608 - our own names
+                f"SELECT {', '.join(columns)} FROM {table.name} WITH NO DATA"
+            )
+            copy_rows(cursor, staged, columns, ([row[c] for c in columns] for row in values))
+            cursor.execute(_merge_sql(table.name, staged, columns))
+            cursor.execute(f"TRUNCATE {staged}")
 
     def delete(self, evse_keys: Collection[str]) -> int:
         deleted = 0
@@ -350,6 +395,7 @@ class SqlEvseRepository:
             row.pull_last_full_at,
             row.pull_last_error,
             row.pull_records,
+            row.pull_as_of,
         )
 
     def record_pull(self, state: PullState) -> None:
@@ -359,6 +405,7 @@ class SqlEvseRepository:
             "pull_last_full_at": state.last_full_at,
             "pull_last_error": state.last_error,
             "pull_records": state.records,
+            "pull_as_of": state.as_of,
         }
         result = self.session.execute(
             update(OPERATOR).where(OPERATOR.c.operator_key == state.operator_key).values(values)
@@ -374,6 +421,83 @@ class SqlEvseRepository:
                     **values,
                 )
             )
+
+    def record_pull_run(self, run: PullRun) -> int:
+        values = {
+            "operator_key": run.operator_key,
+            "operator_wire": run.operator_wire,
+            "partner_id": run.partner_id,
+            "kind": run.kind.value,
+            "trigger": run.trigger.value,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "outcome": run.outcome.value,
+            "failure_kind": run.failure_kind,
+            "fault_code": run.fault_code,
+            "failure_detail": run.failure_detail,
+            "received": run.received,
+            "stored": run.stored,
+            "deleted": run.deleted,
+            "rejected": run.rejected,
+            "as_of": run.as_of,
+            "note": run.note,
+            "rejections": run.rejections_json(),
+        }
+        return int(
+            self.session.execute(PULL.insert().values(values).returning(PULL.c.id)).scalar_one()
+        )
+
+    def pull_runs(
+        self, operator_key: str | None, page: tuple[int, int]
+    ) -> tuple[list[PullRun], int]:
+        offset, limit = page
+        where = [PULL.c.operator_key == operator_key] if operator_key else []
+        total = self.session.scalar(select(func.count()).select_from(PULL).where(*where))
+        rows = self.session.execute(
+            select(PULL)
+            .where(*where)
+            .order_by(PULL.c.started_at.desc(), PULL.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_pull_run(row) for row in rows], int(total or 0)
+
+    def last_pull_run(
+        self, operator_key: str, kinds: Collection[PullKind], outcome: PullOutcome | None
+    ) -> PullRun | None:
+        stmt = select(PULL).where(
+            PULL.c.operator_key == operator_key, PULL.c.kind.in_([k.value for k in kinds])
+        )
+        if outcome is not None:
+            stmt = stmt.where(PULL.c.outcome == outcome.value)
+        row = self.session.execute(
+            stmt.order_by(PULL.c.started_at.desc(), PULL.c.id.desc()).limit(1)
+        ).first()
+        return _pull_run(row) if row is not None else None
+
+
+def _pull_run(row: Any) -> PullRun:
+    return PullRun(
+        row.operator_key,
+        row.operator_wire,
+        row.partner_id,
+        PullKind(row.kind),
+        Trigger(row.trigger),
+        row.started_at,
+        row.finished_at,
+        PullOutcome(row.outcome),
+        received=row.received,
+        stored=row.stored,
+        deleted=row.deleted,
+        rejected=row.rejected,
+        as_of=row.as_of,
+        failure_kind=row.failure_kind,
+        fault_code=row.fault_code,
+        failure_detail=row.failure_detail,
+        note=row.note,
+        rejections=rejections_from_json(row.rejections),
+        run_id=row.id,
+    )
 
 
 # --------------------------------------------------------------------- query building

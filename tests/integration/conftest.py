@@ -14,6 +14,7 @@ from persistence.migrate import upgrade
 
 #: Child tables first: the PostgreSQL database is shared by the whole session.
 TABLES = (
+    "evse_pull",
     "evse_upload",
     "evse_operator",
     "evse_status",
