@@ -8,7 +8,6 @@ only pick values out. A record's document is its children re-serialised once und
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, time
@@ -67,6 +66,7 @@ _E = f"{{{EV}}}"
 _C = f"{{{CMN}}}"
 #: Whitespace between two tags: a pretty-printed record, whose document is rebuilt without it.
 _BLANK_BETWEEN_TAGS = re.compile(r">\s+<")
+_RECORD_START = f'<ev:record xmlns:ev="{EV}" xmlns:cmn="{CMN}">'
 
 
 class _Fields:
@@ -206,20 +206,30 @@ def _scheduled(s: _Fields) -> ScheduledStatus:
 def document(element: etree._Element) -> str:
     """The record's children under a neutral ev:record element, as stored text.
 
-    The usual record (prefixes ``ev`` and ``cmn``, no indentation) is copied whole and
-    renamed, a tenth of the cost of rebuilding it; any other is rebuilt child by child, which
+    The usual record (prefixes ``ev`` and ``cmn``, no other namespace in use, no
+    indentation) is serialised once and given the ev:record tag, a third of the cost of
+    rebuilding it (a CLM pull stores 100,000); any other is rebuilt child by child, which
     also normalises its prefixes and drops the indentation.
     """
+    inner = _usual_content(element)
+    if inner is None:
+        return _rebuilt_document(element)
+    return f"{_RECORD_START}{inner}</ev:record>"
+
+
+def _usual_content(element: etree._Element) -> str | None:
+    """The serialised children of a record that needs no rebuilding, else None."""
     scope = element.nsmap
-    if scope.get("ev") == EV and scope.get("cmn") == CMN:
-        record = copy.deepcopy(element)  # the caller's tree stays as it is
-        record.tag, record.tail = _RECORD, None
-        record.attrib.clear()
-        etree.cleanup_namespaces(record, top_nsmap=NSMAP)
-        stored = etree.tostring(record, encoding="unicode")
-        if not _BLANK_BETWEEN_TAGS.search(stored):
-            return stored
-    return _rebuilt_document(element)
+    if scope.get("ev") != EV or scope.get("cmn") != CMN or None in scope or element.attrib:
+        return None
+    text = etree.tostring(element, encoding="unicode", with_tail=False)
+    if text.endswith("/>"):
+        return None
+    inner = text[text.index(">") + 1 : text.rindex("</")]
+    others = [prefix for prefix in scope if prefix not in ("ev", "cmn")]
+    if _BLANK_BETWEEN_TAGS.search(inner) or any(f"{p}:" in inner for p in others):
+        return None
+    return inner
 
 
 def _rebuilt_document(element: etree._Element) -> str:

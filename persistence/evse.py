@@ -96,6 +96,7 @@ _COPY_FROM = 200
 _STAGE_PREFIX = "gembus_staged_"
 _STAGED_COLUMNS = tuple(c.name for c in EVSE.columns if c.name != "id")
 _DOC_COLUMNS = ("evse_key", "document")
+_STORED_SQL = "SELECT evse_key FROM evse WHERE evse_key = ANY(%s)"
 
 
 def _merge_sql(table: str, staged: str, columns: Sequence[str]) -> str:
@@ -131,9 +132,7 @@ def projection(record: EvseRecord, source: str, now: datetime) -> dict[str, Any]
         "payment_mask": mask(record.payment_options, PAYMENT_OPTIONS),
         "service_mask": mask(record.value_added_services, VALUE_ADDED_SERVICES),
         "accessibility": record.accessibility,
-        "ac_kw": _power(record, "AC"),
-        "dc_kw": _power(record, "DC"),
-        "max_kw": record.max_power() if record.facilities else None,
+        **_powers(record),
         "battery_swap": record.battery_swap,
         "reservable": record.reservable,
         "renewable": record.renewable,
@@ -147,11 +146,18 @@ def projection(record: EvseRecord, source: str, now: datetime) -> dict[str, Any]
     }
 
 
-def _power(record: EvseRecord, current: str) -> float | None:
-    """Highest power of that current; 0 for a facility of that current without a power."""
-    if not record.has_current(current):
-        return None
-    return record.max_power(current) or 0.0
+def _powers(record: EvseRecord) -> dict[str, float | None]:
+    """ac_kw / dc_kw: the highest power of that current, 0 for a facility of that current
+    without a power, None without one; max_kw: the highest of all (one pass: bulk writes)."""
+    best: dict[str | None, float | None] = {"AC": None, "DC": None}
+    highest = None
+    for facility in record.facilities:
+        current, power = facility.current, facility.power_kw
+        if current is not None:
+            best[current] = max(best[current] or 0.0, power or 0.0)
+        if power is not None:
+            highest = power if highest is None or power > highest else highest
+    return {"ac_kw": best["AC"], "dc_kw": best["DC"], "max_kw": highest}
 
 
 def hours_json(record: EvseRecord) -> str | None:
@@ -239,20 +245,27 @@ class SqlEvseRepository:
         )
 
     def _upsert_copied(self, rows: list[dict[str, Any]], docs: list[dict[str, Any]]) -> None:
-        """COPY into session-local staging tables, then one merge per table (PostgreSQL)."""
+        """PostgreSQL: COPY the EVSEs not stored yet straight into the tables; the others
+        into session-local staging tables, merged with one statement per table."""
         cursor = raw_cursor(self.session)
+        cursor.execute(_STORED_SQL, ([row["evse_key"] for row in rows],))
+        stored = {key for (key,) in cursor.fetchall()}
         for table, columns, values in (
             (EVSE, _STAGED_COLUMNS, rows),
             (DOCUMENT, _DOC_COLUMNS, docs),
         ):
-            staged = f"{_STAGE_PREFIX}{table.name}"
-            cursor.execute(
-                f"CREATE TEMP TABLE IF NOT EXISTS {staged} AS "  # noqa: S608 - our own names
-                f"SELECT {', '.join(columns)} FROM {table.name} WITH NO DATA"
-            )
-            copy_rows(cursor, staged, columns, ([row[c] for c in columns] for row in values))
-            cursor.execute(_merge_sql(table.name, staged, columns))
-            cursor.execute(f"TRUNCATE {staged}")
+            new = [[v[c] for c in columns] for v in values if v["evse_key"] not in stored]
+            copy_rows(cursor, table.name, columns, new)
+            known = [[v[c] for c in columns] for v in values if v["evse_key"] in stored]
+            if known:
+                staged = f"{_STAGE_PREFIX}{table.name}"
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {staged} AS "  # noqa: S608 - our own names
+                    f"SELECT {', '.join(columns)} FROM {table.name} WITH NO DATA"
+                )
+                copy_rows(cursor, staged, columns, known)
+                cursor.execute(_merge_sql(table.name, staged, columns))
+                cursor.execute(f"TRUNCATE {staged}")
 
     def delete(self, evse_keys: Collection[str]) -> int:
         deleted = 0
