@@ -236,6 +236,7 @@ def _rebuilt_document(element: etree._Element) -> str:
     record = etree.Element(_RECORD, nsmap=NSMAP)
     for child in element:
         record.append(etree.fromstring(etree.tostring(child), _PARSER))
+    etree.cleanup_namespaces(record, top_nsmap=NSMAP)  # no declarations the record never uses
     return etree.tostring(record, encoding="unicode")
 
 

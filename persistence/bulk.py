@@ -37,12 +37,15 @@ def copy_rows(
 ) -> int:
     """COPY ``rows`` into ``table`` (text format, one buffer: a batch is a few MB at most)."""
     times: dict[datetime, str] = {}  # a batch shares most timestamps: format each once
-    # Text that needs no escape is the common value: it stays inline (no call per value).
+    # Text without reserved characters, numbers and NULL are the common values: they are
+    # formatted inline (a call per value costs more than formatting one).
     lines = [
         "\t".join(
             [
-                value
-                if value.__class__ is str and _RESERVED.search(value) is None
+                (value if _RESERVED.search(value) is None else value.translate(_ESCAPES))
+                if (kind := value.__class__) is str
+                else str(value)
+                if kind in _PLAIN
                 else _text(value, times)
                 for value in row
             ]

@@ -94,7 +94,6 @@ _CHUNK = 500
 #: SQLAlchemy to bind and the server to parse (persistence/bulk.py).
 _COPY_FROM = 200
 _STAGE_PREFIX = "gembus_staged_"
-_STAGED_COLUMNS = tuple(c.name for c in EVSE.columns if c.name != "id")
 _DOC_COLUMNS = ("evse_key", "document")
 _STORED_SQL = "SELECT evse_key FROM evse WHERE evse_key = ANY(%s)"
 
@@ -109,46 +108,88 @@ def _merge_sql(table: str, staged: str, columns: Sequence[str]) -> str:
     )
 
 
+#: The columns of an ``evse`` row (the table's, but its id), in :func:`projected_row` order.
+PROJECTED = (
+    "evse_key",
+    "evse_wire",
+    "operator_key",
+    "operator_wire",
+    "country",
+    "city_fold",
+    "postal_code",
+    "street_fold",
+    "house_number",
+    "latitude",
+    "longitude",
+    "cell",
+    "plug_mask",
+    "connector_mask",
+    "mode_mask",
+    "auth_mask",
+    "payment_mask",
+    "service_mask",
+    "accessibility",
+    "ac_kw",
+    "dc_kw",
+    "max_kw",
+    "battery_swap",
+    "reservable",
+    "renewable",
+    "dynamic_info",
+    "static_status",
+    "twentyfourseven",
+    "hours_json",
+    "last_update",
+    "updated_at",
+    "source",
+)
+
+
 def projection(record: EvseRecord, source: str, now: datetime) -> dict[str, Any]:
     """The ``evse`` row of a record: what Search EVSE filters on, derived once at write time."""
-    a = record.address
-    return {
-        "evse_key": record.evse_id.key,
-        "evse_wire": record.evse_id.wire,
-        "operator_key": record.operator_id.key,
-        "operator_wire": record.operator_id.wire,
-        "country": a.country,
-        "city_fold": a.city.casefold(),
-        "postal_code": a.postal_code,
-        "street_fold": a.street.casefold() if a.street else None,
-        "house_number": a.house_number,
-        "latitude": record.latitude,
-        "longitude": record.longitude,
-        "cell": grid_cell(record.latitude, record.longitude),
-        "plug_mask": mask(record.plugs, PLUGS),
-        "connector_mask": mask(record.connectors, CONNECTOR_STANDARDS),
-        "mode_mask": mask(record.charging_modes, CHARGING_MODES),
-        "auth_mask": mask(record.auth_modes, AUTH_MODES),
-        "payment_mask": mask(record.payment_options, PAYMENT_OPTIONS),
-        "service_mask": mask(record.value_added_services, VALUE_ADDED_SERVICES),
-        "accessibility": record.accessibility,
-        **_powers(record),
-        "battery_swap": record.battery_swap,
-        "reservable": record.reservable,
-        "renewable": record.renewable,
-        "dynamic_info": record.dynamic_info in ("true", "auto"),
-        "static_status": record.static_status,
-        "twentyfourseven": record.opening is not None and record.opening.twentyfourseven,
-        "hours_json": hours_json(record),
-        "last_update": record.last_update,
-        "updated_at": now,
-        "source": source,
-    }
+    return dict(zip(PROJECTED, projected_row(record, source, now), strict=True))
 
 
-def _powers(record: EvseRecord) -> dict[str, float | None]:
-    """ac_kw / dc_kw: the highest power of that current, 0 for a facility of that current
-    without a power, None without one; max_kw: the highest of all (one pass: bulk writes)."""
+def projected_row(record: EvseRecord, source: str, now: datetime) -> tuple[Any, ...]:
+    """:func:`projection` as a tuple in ``PROJECTED`` order (what COPY sends, no dict)."""
+    a, hours = record.address, record.opening
+    return (
+        record.evse_id.key,
+        record.evse_id.wire,
+        record.operator_id.key,
+        record.operator_id.wire,
+        a.country,
+        a.city.casefold(),
+        a.postal_code,
+        a.street.casefold() if a.street else None,
+        a.house_number,
+        record.latitude,
+        record.longitude,
+        grid_cell(record.latitude, record.longitude),
+        mask(record.plugs, PLUGS),
+        mask(record.connectors, CONNECTOR_STANDARDS),
+        mask(record.charging_modes, CHARGING_MODES),
+        mask(record.auth_modes, AUTH_MODES),
+        mask(record.payment_options, PAYMENT_OPTIONS),
+        mask(record.value_added_services, VALUE_ADDED_SERVICES),
+        record.accessibility,
+        *_powers(record),
+        record.battery_swap,
+        record.reservable,
+        record.renewable,
+        record.dynamic_info in ("true", "auto"),
+        record.static_status,
+        hours is not None and hours.twentyfourseven,
+        hours_json(record),
+        record.last_update,
+        now,
+        source,
+    )
+
+
+def _powers(record: EvseRecord) -> tuple[float | None, float | None, float | None]:
+    """(ac_kw, dc_kw, max_kw): the highest power of that current, 0 for a facility of that
+    current without a power, None without one; the highest of all (one pass: bulk writes)."""
     best: dict[str | None, float | None] = {"AC": None, "DC": None}
     highest = None
     for facility in record.facilities:
@@ -157,7 +198,7 @@ def _powers(record: EvseRecord) -> dict[str, float | None]:
             best[current] = max(best[current] or 0.0, power or 0.0)
         if power is not None:
             highest = power if highest is None or power > highest else highest
-    return {"ac_kw": best["AC"], "dc_kw": best["DC"], "max_kw": highest}
+    return best["AC"], best["DC"], highest
 
 
 def hours_json(record: EvseRecord) -> str | None:
@@ -229,14 +270,14 @@ class SqlEvseRepository:
     def upsert(self, records: Sequence[EvseRecord], source: str, now: datetime) -> None:
         if not records:
             return
-        rows = [projection(r, source, now) for r in records]
-        docs = [{"evse_key": r.evse_id.key, "document": r.document} for r in records]
-        if len(rows) >= _COPY_FROM and on_postgres(self.session):
-            self._upsert_copied(rows, docs)
+        if len(records) >= _COPY_FROM and on_postgres(self.session):
+            self._upsert_copied(records, source, now)
             return
+        rows = [projection(r, source, now) for r in records]
         stmt = self._insert(EVSE).values(rows)
         columns = {c: stmt.excluded[c] for c in rows[0] if c != "evse_key"}
         self.session.execute(stmt.on_conflict_do_update(index_elements=["evse_key"], set_=columns))
+        docs = [{"evse_key": r.evse_id.key, "document": r.document} for r in records]
         dstmt = self._insert(DOCUMENT).values(docs)
         self.session.execute(
             dstmt.on_conflict_do_update(
@@ -244,19 +285,17 @@ class SqlEvseRepository:
             )
         )
 
-    def _upsert_copied(self, rows: list[dict[str, Any]], docs: list[dict[str, Any]]) -> None:
+    def _upsert_copied(self, records: Sequence[EvseRecord], source: str, now: datetime) -> None:
         """PostgreSQL: COPY the EVSEs not stored yet straight into the tables; the others
         into session-local staging tables, merged with one statement per table."""
         cursor = raw_cursor(self.session)
-        cursor.execute(_STORED_SQL, ([row["evse_key"] for row in rows],))
+        cursor.execute(_STORED_SQL, ([r.evse_id.key for r in records],))
         stored = {key for (key,) in cursor.fetchall()}
-        for table, columns, values in (
-            (EVSE, _STAGED_COLUMNS, rows),
-            (DOCUMENT, _DOC_COLUMNS, docs),
-        ):
-            new = [[v[c] for c in columns] for v in values if v["evse_key"] not in stored]
-            copy_rows(cursor, table.name, columns, new)
-            known = [[v[c] for c in columns] for v in values if v["evse_key"] in stored]
+        rows = [projected_row(r, source, now) for r in records]
+        docs = [(r.evse_id.key, r.document) for r in records]
+        for table, columns, values in ((EVSE, PROJECTED, rows), (DOCUMENT, _DOC_COLUMNS, docs)):
+            copy_rows(cursor, table.name, columns, [v for v in values if v[0] not in stored])
+            known = [v for v in values if v[0] in stored]  # evse_key comes first in both
             if known:
                 staged = f"{_STAGE_PREFIX}{table.name}"
                 cursor.execute(
