@@ -274,11 +274,7 @@ class Puller:
     ) -> PullRun:
         """A delta since the last successful pull (a full pull when there is none, or when
         ``full``); Client.PullInProgress while another run of the operator holds its lease."""
-        endpoint = self._with_url(self.directory.endpoint(operator), status=False)
-        with self.leases.hold(_lease(endpoint, status=False)) as held:
-            if not held:
-                raise PullInProgressError(f"a pull of {operator.wire} is running")
-            return self._master(endpoint, full, trigger, progress)
+        return self._on_demand(operator, False, full, trigger, progress)
 
     def pull_statuses(
         self,
@@ -289,23 +285,30 @@ class Puller:
         progress: Progress | None = None,
     ) -> PullRun:
         """The statuses changed since the last successful status pull (all of them when
-        there is none, or when ``full``)."""
-        endpoint = self._with_url(self.directory.endpoint(operator), status=True)
-        with self.leases.hold(_lease(endpoint, status=True)) as held:
-            if not held:
-                raise PullInProgressError(f"a status pull of {operator.wire} is running")
-            return self._status(endpoint, full, trigger, progress)
+        there is none, or when ``full``); Client.PullInProgress as for master data."""
+        return self._on_demand(operator, True, full, trigger, progress)
 
-    @staticmethod
-    def _with_url(endpoint: ClmEndpoint, *, status: bool) -> ClmEndpoint:
-        family, version = STATUS_FAMILY if status else MASTERDATA_FAMILY
-        if (endpoint.status_url if status else endpoint.masterdata_url) is None:
+    def _on_demand(
+        self,
+        operator: OperatorId,
+        statuses: bool,
+        full: bool,
+        trigger: Trigger,
+        progress: Progress | None,
+    ) -> PullRun:
+        endpoint = self.directory.endpoint(operator)
+        family, version = STATUS_FAMILY if statuses else MASTERDATA_FAMILY
+        if (endpoint.status_url if statuses else endpoint.masterdata_url) is None:
             raise NotFoundError(
                 "Service",
-                f"operator {endpoint.operator.wire} published no {family} v{version} service",
+                f"operator {operator.wire} published no {family} v{version} service",
                 field="operator",
             )
-        return endpoint
+        with self.leases.hold(_lease(endpoint, status=statuses)) as held:
+            if not held:
+                raise PullInProgressError(f"a {family} pull of {operator.wire} is running")
+            pull = self._status if statuses else self._master
+            return pull(endpoint, full, trigger, progress)
 
     # ------------------------------------------------------------------ scheduled
 

@@ -21,7 +21,7 @@ import pytest
 
 from adapters.clm_client import EvseStatusClient
 from tests.conftest import REPO
-from tests.e2e.conftest import LiveServer, gembus_cli, register_operator
+from tests.e2e.conftest import LiveServer, gembus_cli, register_operator, run_cli
 from tests.fakes.clm_data import (
     MASTERDATA_PATH,
     ClmDataProcess,
@@ -38,19 +38,6 @@ pytestmark = pytest.mark.e2e
 OPERATOR, PARTNER = "DE*PUL", "pull-charging"
 NAVI = ("navi-search", "demo-search-password")
 TNM = ("tnm-mobility", "demo-evsp-password")
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    """``gembus`` as a user runs it; the caller checks the exit status."""
-    return subprocess.run(
-        [sys.executable, "-m", "gembus.cli", *args],
-        env=env,
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def publish_clm(server: LiveServer, partner_id: str, password: str, clm: ClmDataProcess) -> None:
@@ -82,15 +69,6 @@ def operator(live_server: LiveServer, clm: ClmDataProcess) -> str:
     return password
 
 
-@pytest.fixture(autouse=True)
-def _reset_mode(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "clm" in request.fixturenames:
-        process: ClmDataProcess = request.getfixturevalue("clm")
-        if process.alive():
-            process.set_mode("ok")
-
-
 def searched(server: LiveServer) -> dict[str, Any]:
     """The operator's EVSEs as SearchEvse answers them: evseId -> lastUpdate."""
     answer = client(server.base_url, "evse_search", *NAVI).SearchEvse(
@@ -103,14 +81,14 @@ def searched(server: LiveServer) -> dict[str, Any]:
 def test_gembus_evse_pull_stores_the_full_set_then_deltas(
     live_server: LiveServer, operator: str, clm: ClmDataProcess
 ) -> None:
-    full = cli(live_server.env, "evse", "pull", "--operator", OPERATOR)
+    full = run_cli(live_server.env, "evse", "pull", "--operator", OPERATOR)
     assert full.returncode == 0, full.stderr
     assert "DE*PUL full pull ok in" in full.stdout
     assert "120 received, 120 stored, 0 deleted, 0 rejected" in full.stdout
     assert "pulling DE*PUL" in full.stderr  # the progress bar
     assert len(searched(live_server)) == 120
     done = clm.change(update=["DE*PUL*E0000010"], delete=["DE*PUL*E0000011"], insert=3)
-    delta = cli(live_server.env, "evse", "pull", "--operator", OPERATOR)
+    delta = run_cli(live_server.env, "evse", "pull", "--operator", OPERATOR)
     assert delta.returncode == 0, delta.stderr
     assert "DE*PUL delta pull ok in" in delta.stdout
     assert "5 received, 4 stored, 1 deleted, 0 rejected" in delta.stdout
@@ -125,19 +103,21 @@ def test_a_failing_clm_changes_nothing_and_the_run_says_why(
 ) -> None:
     before = searched(live_server)
     clm.change(delete=["DE*PUL*E0000020"], reassign={"DE*PUL*E0000021": "DE*ICE"})
-    for mode, kind in (("garbage", "not_xml"), ("schema_invalid", "schema_invalid")):
-        clm.set_mode(mode, after=1)  # page 1 answers, page 2 does not
-        failed = cli(live_server.env, "evse", "pull", "--operator", OPERATOR, "--full")
-        assert failed.returncode == 1
-        assert f"DE*PUL full pull failed ({kind})" in failed.stdout and "page 2" in failed.stdout
-        assert searched(live_server) == before
-    listed = cli(live_server.env, "evse", "pulls", "--operator", OPERATOR, "--page-size", "2")
+    try:
+        for mode, kind in (("garbage", "not_xml"), ("schema_invalid", "schema_invalid")):
+            clm.set_mode(mode, after=1)  # page 1 answers, page 2 does not
+            failed = run_cli(live_server.env, "evse", "pull", "--operator", OPERATOR, "--full")
+            assert failed.returncode == 1
+            assert f"DE*PUL full pull failed ({kind})" in failed.stdout
+            assert "page 2" in failed.stdout and searched(live_server) == before
+    finally:
+        clm.set_mode("ok")
+    listed = run_cli(live_server.env, "evse", "pulls", "--operator", OPERATOR, "--page-size", "2")
     assert listed.returncode == 0
     lines = listed.stdout.splitlines()
     assert "failed" in lines[0] and "schema_invalid" in lines[0]
     assert "failed" in lines[1] and "not_xml" in lines[1]
-    clm.set_mode("ok")
-    fixed = cli(live_server.env, "evse", "pull", "--operator", OPERATOR)  # the delta is kept
+    fixed = run_cli(live_server.env, "evse", "pull", "--operator", OPERATOR)  # the delta is kept
     assert fixed.returncode == 0 and "DE*PUL delta pull ok in" in fixed.stdout
     assert "2 received, 0 stored, 1 deleted, 1 rejected" in fixed.stdout
     assert "rejected DE*PUL*E0000021: EvseInconsistent" in fixed.stdout
@@ -155,17 +135,17 @@ def test_statuses_are_pulled_published_and_expire(
         filter={"operatorIds": {"operatorId": [OPERATOR]}},
     )
     try:
-        pulled = cli(live_server.env, "evse", "pull", "--operator", OPERATOR, "--status")
+        pulled = run_cli(live_server.env, "evse", "pull", "--operator", OPERATOR, "--status")
         assert pulled.returncode == 0 and "DE*PUL status pull ok" in pulled.stdout
         evses = ["DE*PUL*E0000030", "DE*PUL*E0000031"]
         clm.new_status(evses, ttl_s=4)
-        again = cli(live_server.env, "evse", "pull", "--operator", OPERATOR, "--status")
+        again = run_cli(live_server.env, "evse", "pull", "--operator", OPERATOR, "--status")
         assert again.returncode == 0 and "2 received, 2 stored" in again.stdout
         wire = [s.status for s in EvseStatusClient(clm.status_url).status_by_id(evses)]
         reader = client(live_server.base_url, "evse_search", *NAVI)
         answers = reader.GetEvseStatusById(evseId=evses)
         assert [a.status.major for a in answers] == [s.major for s in wire if s is not None]
-        queued = cli(live_server.env, "outbox", "list", "--page-size", "1000")
+        queued = run_cli(live_server.env, "outbox", "list", "--page-size", "1000")
         rows = [line for line in queued.stdout.splitlines() if url in line]
         assert len(rows) >= 2 and all("EvseStatusChanged" in line for line in rows)
         ttl = max(s.ttl for s in wire if s is not None and s.ttl is not None)
