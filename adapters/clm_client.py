@@ -160,11 +160,16 @@ class Pull(Generic[T]):
         self.complete = False
 
     def __iter__(self) -> Iterator[T]:
+        for items in self.pages():
+            yield from items
+
+    def pages(self) -> Iterator[list[T]]:
+        """The records page by page, each page's once it checked out (for a caller that
+        stores a page at a time); iterate the pull or its pages once."""
         if self._started:
             raise RuntimeError("a pull can be iterated once")
         self._started = True
-        for items in self._pages(self):
-            yield from items
+        yield from self._pages(self)
         self.complete = True
 
 

@@ -21,8 +21,9 @@
    the lxml parse-and-serialise app fed the same bodies (target >= 5,000 SDRs/s).
 10. Search EVSE: SearchEvse (10 km radius + plug filter) over 1,000,000 EVSEs through gunicorn
    (2 workers, PostgreSQL) at 8 clients vs the lxml echo (targets p50 <= 15 ms, >= 300/s).
-10. CLM master-data pull: 100,000 EVSEs from the fake CLM process through the pull client,
-   every page validated, storage skipped (issue target for the whole pull: <= 20 s).
+11. CLM master-data pull: 100,000 EVSEs from the fake CLM process, through the pull client
+   alone (every page validated) and as the whole full pull into PostgreSQL storage, once into
+   empty storage and once over the stored set (target for the whole pull: <= 20 s).
 """
 
 from __future__ import annotations

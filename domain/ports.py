@@ -7,12 +7,14 @@ rolls back unless told to commit.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol, Self
 
 from domain.charging.master_data import PullState
 from domain.charging.model import EvseRecord, EvseStatus, StoredEvse
+from domain.charging.pull import PullKind, PullOutcome, PullRun
 from domain.charging.search import Match, SearchQuery
 from domain.clearing.financial import (
     DayTotal,
@@ -304,9 +306,7 @@ class CustomerContractRepository(Protocol):
     def close_chunks(self, provider_key: str, upload_id: str) -> None: ...
     def add_upload(self, record: UploadRecord) -> None: ...
     def content_hashes(self, provider_key: str, keys: Sequence[str]) -> dict[str, str]: ...
-    def token_owners(
-        self, provider_key: str, digests: Collection[Digest]
-    ) -> dict[Digest, str]: ...
+    def token_owners(self, provider_key: str, digests: Collection[Digest]) -> dict[Digest, str]: ...
     def upsert(
         self,
         provider_id: str,
@@ -377,6 +377,31 @@ class EvseRepository(Protocol):
     ) -> None: ...
     def pull_state(self, operator_key: str) -> PullState | None: ...
     def record_pull(self, state: PullState) -> None: ...
+    def record_pull_run(self, run: PullRun) -> int:
+        """Store one pull run (in the caller's transaction); returns its ID."""
+        ...
+
+    def pull_runs(
+        self, operator_key: str | None, page: tuple[int, int]
+    ) -> tuple[list[PullRun], int]:
+        """Pull runs, newest first, of one operator or of all; and how many there are."""
+        ...
+
+    def last_pull_run(
+        self, operator_key: str, kinds: Collection[PullKind], outcome: PullOutcome | None
+    ) -> PullRun | None:
+        """The operator's latest run of one of ``kinds`` (with that ``outcome``, if given)."""
+        ...
+
+
+class Leases(Protocol):
+    """Who runs a singleton job (a scheduled pull) across every process (persistence/leases.py).
+
+    ``hold(name)`` yields True when this caller got the lease, False when another holds it;
+    the lease ends with the block, or with the holder's process.
+    """
+
+    def hold(self, name: str) -> AbstractContextManager[bool]: ...
 
 
 class ReservationRepository(Protocol):
@@ -466,6 +491,7 @@ __all__ = [
     "AuthorizationRepository",
     "CustomerContractRepository",
     "EvseRepository",
+    "Leases",
     "OutboxRepository",
     "PartnerData",
     "PartnerRepository",

@@ -22,6 +22,7 @@ from bus.pipeline import Handler, Pipeline
 from bus.relay import GatewayRelay
 from bus.routing import Router
 from bus.wsse import Authenticator
+from domain.charging.pull import Puller
 from domain.marketplace.validation import ContractValidator
 from endpoints.authorization import service as authorization
 from endpoints.contract_validation import service as contract_validation
@@ -36,6 +37,7 @@ from endpoints.reservation_v2 import service as reservation_v2
 from endpoints.sdr import service as sdr
 from gembus.clearing_house import build_authorizer
 from gembus.context import RequestContext, Services
+from gembus.evse_pull import build_puller
 from gembus.identity import SqlIdentityStore
 from gembus.logging import configure, get_logger
 from gembus.secrets import Vault, resolve_key
@@ -62,6 +64,10 @@ class Gembus:
 
     def uow(self) -> SqlUnitOfWork:
         return SqlUnitOfWork(self.session_factory)
+
+    def puller(self) -> Puller:
+        """Pulls from the operators' CLMs: `gembus evse pull` and the worker's schedule."""
+        return build_puller(self.session_factory, self.engine, self.settings)
 
 
 #: Self-registration is the one thing a partner can do before it has credentials.

@@ -1,4 +1,5 @@
-"""The ``gembus`` command: serve, worker, db, demo, partner, gateway, clearing, outbox, events.
+"""The ``gembus`` command: serve, worker, db, demo, partner, gateway, clearing, outbox, events,
+evse.
 
 Every command and group has ``--help``. Commands that change data run one use case in one
 unit of work, exactly like a SOAP request would, so the same rules apply.
@@ -91,9 +92,38 @@ def serve(bind: str | None, workers: int | None) -> None:
     show_default=True,
     help="seconds between runs of `gembus sdr deliver-batches` in this worker (0: never)",
 )
-def worker(concurrency: int, batch: int, once: bool, batches_every: float) -> None:
+@click.option(
+    "--evse-pull-every",
+    "pull_every",
+    type=click.FloatRange(0),
+    default=900.0,
+    show_default=True,
+    help="pull each operator's CLM master data when its last pull is this many seconds old "
+    "(a delta; a full pull the first time); 0: never",
+)
+@click.option(
+    "--evse-status-pull-every",
+    "status_every",
+    type=click.FloatRange(0),
+    default=60.0,
+    show_default=True,
+    help="pull each operator's live EVSE status when its last status pull is this many "
+    "seconds old; 0: never",
+)
+def worker(
+    concurrency: int,
+    batch: int,
+    once: bool,
+    batches_every: float,
+    pull_every: float,
+    status_every: float,
+) -> None:
     """Deliver the outbox: claim due rows, POST Notify or ReceiveSdrs, retry with backoff,
-    dead-letter; and every few minutes queue the SDR batches of closed periods.
+    dead-letter; every few minutes queue the SDR batches of closed periods; and pull EVSE
+    master data and live status from the operators' CLMs when due.
+
+    A pull of one operator runs in one worker at a time, whichever takes its lease first
+    (an advisory lock on PostgreSQL): start as many workers as you like.
 
     Run any number of workers, on any machine sharing the PostgreSQL database: each claims
     its own rows (FOR UPDATE SKIP LOCKED). On SQLite run one. SIGTERM or Ctrl-C finishes the
@@ -121,6 +151,14 @@ def worker(concurrency: int, batch: int, once: bool, batches_every: float) -> No
         threading.Thread(
             target=_sdr_batches, args=(gembus, batches_every, stop), name="sdr-batches", daemon=True
         ).start()
+    for every, statuses in ((pull_every, False), (status_every, True)):
+        if every > 0 and not once:
+            threading.Thread(
+                target=_evse_pulls,
+                args=(gembus, every, statuses, stop),
+                name="evse-status-pulls" if statuses else "evse-pulls",
+                daemon=True,
+            ).start()
     stats = run_relays(
         gembus.uow,
         policy,
@@ -151,6 +189,20 @@ def _sdr_batches(gembus: Any, every_s: float, stop: Any) -> None:
         except Exception:  # the database is down: log, wait, try again
             log.exception("sdr.batches_failed")
         stop.wait(every_s)
+
+
+def _evse_pulls(gembus: Any, every_s: float, statuses: bool, stop: Any) -> None:
+    """The worker's pull thread: every due operator, checked a few times per period."""
+    from gembus.logging import get_logger
+
+    log, puller = get_logger("gembus.evse"), gembus.puller()
+    while not stop.is_set():
+        try:
+            for run in puller.pull_due(every_s, statuses=statuses):
+                (log.info if run.ok else log.warning)("evse.pulled", summary=run.summary())
+        except Exception:  # the database is down: log, wait, try again
+            log.exception("evse.pulls_failed")
+        stop.wait(min(max(every_s / 4, 1.0), 60.0))
 
 
 @main.group()
@@ -747,6 +799,110 @@ def sdr_deliver_batches(as_of: str | None) -> None:
                 f"{part}: {report.records} SDRs"
             )
     click.echo(f"{queued} batches, {records} SDRs queued for delivery")
+
+
+@main.group()
+def evse() -> None:
+    """EVSE data pulled from the operators' CLMs: master data and live status."""
+
+
+@evse.command("pull")
+@click.option(
+    "--operator", "operator_id", required=True, help="the operator ID to pull, e.g. DE*ICE"
+)
+@click.option(
+    "--full",
+    is_flag=True,
+    help="master data: a full pull even when a delta would do; --status: every status, "
+    "not only the changed ones",
+)
+@click.option(
+    "--status",
+    "statuses",
+    is_flag=True,
+    help="pull live status (ProvideEVSEStatusData) instead of master data",
+)
+def evse_pull(operator_id: str, full: bool, statuses: bool) -> None:
+    """Pull OPERATOR's EVSE master data, or with --status its live status, from the CLM
+    service it published on the marketplace into storage, now.
+
+    Master data comes as a delta since the last successful pull, or as a full pull the
+    first time (or with --full) that replaces the operator's set. A failing CLM changes
+    nothing: the run is recorded as failed (see `gembus evse pulls`) and the command exits
+    with status 1. Records that break gembus's rules are rejected one by one and listed.
+    """
+    from domain.identifiers import OperatorId
+    from domain.marketplace.partners import parse_identifier
+
+    gembus = _gembus()
+    with _errors():
+        operator = parse_identifier(OperatorId.parse, operator_id, "--operator")
+        puller = gembus.puller()
+        pull = puller.pull_statuses if statuses else puller.pull_master_data
+        with _PullBar(f"pulling {operator.wire}") as bar:
+            run = pull(operator, full=full, progress=bar.update)
+    click.echo(run.summary())
+    if run.note:
+        click.echo(f"note: {run.note}")
+    for r in run.rejections:
+        click.echo(f"  rejected {r.evse_wire}: {r.reason} ({r.field}): {r.message}")
+    if run.rejected > len(run.rejections):
+        click.echo(f"  ... and {run.rejected - len(run.rejections)} more rejected")
+    if not run.ok:
+        sys.exit(1)
+
+
+class _PullBar:
+    """A progress bar on stderr that starts once the first page tells how many records come."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def __enter__(self) -> _PullBar:
+        return self
+
+    def update(self, received: int, total: int | None) -> None:
+        if self.bar is None:
+            self.bar = click.progressbar(
+                length=max(total or 0, 1), label=self.label, file=sys.stderr
+            )
+            self.bar.__enter__()
+        self.bar.update(received - self.bar.pos)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+
+@evse.command("pulls")
+@click.option("--operator", "operator_id", default=None, help="only this operator's pulls")
+@click.option("--page", default=1, show_default=True, help="page number (newest first)")
+@click.option("--page-size", default=50, show_default=True, help="rows per page (1..1000)")
+def evse_pulls(operator_id: str | None, page: int, page_size: int) -> None:
+    """List the pull runs, newest first, one per line: id, start, operator, kind, trigger,
+    outcome, received/stored/deleted/rejected, and the failure or note."""
+    from domain.identifiers import OperatorId
+    from domain.marketplace.partners import Page, parse_identifier
+
+    gembus = _gembus()
+    with _errors(), gembus.uow() as uow:
+        key = (
+            parse_identifier(OperatorId.parse, operator_id, "--operator").key
+            if operator_id
+            else None
+        )
+        paged = Page(page, page_size)
+        runs, total = uow.evses.pull_runs(key, (paged.offset, paged.size))
+    for r in runs:
+        detail = f"  {r.failure_kind}: {r.failure_detail}" if not r.ok else ""
+        note = f"  note: {r.note}" if r.note else ""
+        click.echo(
+            f"{r.run_id:>8} {r.started_at.isoformat(timespec='seconds')} {r.operator_wire:<8} "
+            f"{r.kind.value:<6} {r.trigger.value:<8} {r.outcome.value:<6} "
+            f"{r.received}/{r.stored}/{r.deleted}/{r.rejected}{detail}{note}"
+        )
+    click.echo(f"-- page {page}, {len(runs)} of {total} (received/stored/deleted/rejected)")
 
 
 @main.group()

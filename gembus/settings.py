@@ -68,6 +68,8 @@ class Settings:
     outbox_timeout_s: float = 10.0
     #: Seconds an idle delivery worker waits before it looks for due rows again.
     outbox_poll_s: float = 1.0
+    #: Seconds gembus waits for each page of a pull from an operator's CLM (then the pull fails).
+    clm_pull_timeout_s: float = 30.0
     #: Log level (DEBUG, INFO, WARNING, ERROR).
     log_level: str = "INFO"
     #: Log format: "json" for machines, "console" for people.

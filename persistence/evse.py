@@ -54,6 +54,13 @@ from domain.charging.model import (
     mask,
 )
 from domain.charging.opening import is_open_at
+from domain.charging.pull import (
+    PullKind,
+    PullOutcome,
+    PullRun,
+    Trigger,
+    rejections_from_json,
+)
 from domain.charging.search import (
     EARTH_RADIUS_KM,
     Management,
@@ -65,10 +72,11 @@ from domain.charging.search import (
     cells_for,
     grid_cell,
 )
-from persistence.bulk import on_postgres
+from persistence.bulk import copy_rows, on_postgres, raw_cursor
 from persistence.tables import (
     EvseDocumentRow,
     EvseOperatorRow,
+    EvsePullRow,
     EvseRow,
     EvseStatusRow,
     EvseUploadRow,
@@ -78,54 +86,119 @@ EVSE = cast(Table, EvseRow.__table__)
 DOCUMENT = cast(Table, EvseDocumentRow.__table__)
 STATUS = cast(Table, EvseStatusRow.__table__)
 OPERATOR = cast(Table, EvseOperatorRow.__table__)
+PULL = cast(Table, EvsePullRow.__table__)
 #: Rows per statement when deleting by key (stays under SQLite's variable limit).
 _CHUNK = 500
+#: From this many records on, a PostgreSQL upsert is COPY into a staging table and one merge
+#: per table: a CLM's page of 1,000 records as one multi-row INSERT is 33,000 literals for
+#: SQLAlchemy to bind and the server to parse (persistence/bulk.py).
+_COPY_FROM = 200
+_STAGE_PREFIX = "gembus_staged_"
+_DOC_COLUMNS = ("evse_key", "document")
+_STORED_SQL = "SELECT evse_key FROM evse WHERE evse_key = ANY(%s)"
+
+
+def _merge_sql(table: str, staged: str, columns: Sequence[str]) -> str:
+    """Upsert the staged rows into ``table`` by evse_key (the staging table is emptied after)."""
+    names = ", ".join(columns)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "evse_key")
+    return (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} "  # noqa: S608
+        f"ON CONFLICT (evse_key) DO UPDATE SET {updates}"
+    )
+
+
+#: The columns of an ``evse`` row (the table's, but its id), in :func:`projected_row` order.
+PROJECTED = (
+    "evse_key",
+    "evse_wire",
+    "operator_key",
+    "operator_wire",
+    "country",
+    "city_fold",
+    "postal_code",
+    "street_fold",
+    "house_number",
+    "latitude",
+    "longitude",
+    "cell",
+    "plug_mask",
+    "connector_mask",
+    "mode_mask",
+    "auth_mask",
+    "payment_mask",
+    "service_mask",
+    "accessibility",
+    "ac_kw",
+    "dc_kw",
+    "max_kw",
+    "battery_swap",
+    "reservable",
+    "renewable",
+    "dynamic_info",
+    "static_status",
+    "twentyfourseven",
+    "hours_json",
+    "last_update",
+    "updated_at",
+    "source",
+)
 
 
 def projection(record: EvseRecord, source: str, now: datetime) -> dict[str, Any]:
     """The ``evse`` row of a record: what Search EVSE filters on, derived once at write time."""
-    a = record.address
-    return {
-        "evse_key": record.evse_id.key,
-        "evse_wire": record.evse_id.wire,
-        "operator_key": record.operator_id.key,
-        "operator_wire": record.operator_id.wire,
-        "country": a.country,
-        "city_fold": a.city.casefold(),
-        "postal_code": a.postal_code,
-        "street_fold": a.street.casefold() if a.street else None,
-        "house_number": a.house_number,
-        "latitude": record.latitude,
-        "longitude": record.longitude,
-        "cell": grid_cell(record.latitude, record.longitude),
-        "plug_mask": mask(record.plugs, PLUGS),
-        "connector_mask": mask(record.connectors, CONNECTOR_STANDARDS),
-        "mode_mask": mask(record.charging_modes, CHARGING_MODES),
-        "auth_mask": mask(record.auth_modes, AUTH_MODES),
-        "payment_mask": mask(record.payment_options, PAYMENT_OPTIONS),
-        "service_mask": mask(record.value_added_services, VALUE_ADDED_SERVICES),
-        "accessibility": record.accessibility,
-        "ac_kw": _power(record, "AC"),
-        "dc_kw": _power(record, "DC"),
-        "max_kw": record.max_power() if record.facilities else None,
-        "battery_swap": record.battery_swap,
-        "reservable": record.reservable,
-        "renewable": record.renewable,
-        "dynamic_info": record.dynamic_info in ("true", "auto"),
-        "static_status": record.static_status,
-        "twentyfourseven": record.opening is not None and record.opening.twentyfourseven,
-        "hours_json": hours_json(record),
-        "last_update": record.last_update,
-        "updated_at": now,
-        "source": source,
-    }
+    return dict(zip(PROJECTED, projected_row(record, source, now), strict=True))
 
 
-def _power(record: EvseRecord, current: str) -> float | None:
-    """Highest power of that current; 0 for a facility of that current without a power."""
-    if not record.has_current(current):
-        return None
-    return record.max_power(current) or 0.0
+def projected_row(record: EvseRecord, source: str, now: datetime) -> tuple[Any, ...]:
+    """:func:`projection` as a tuple in ``PROJECTED`` order (what COPY sends, no dict)."""
+    a, hours = record.address, record.opening
+    return (
+        record.evse_id.key,
+        record.evse_id.wire,
+        record.operator_id.key,
+        record.operator_id.wire,
+        a.country,
+        a.city.casefold(),
+        a.postal_code,
+        a.street.casefold() if a.street else None,
+        a.house_number,
+        record.latitude,
+        record.longitude,
+        grid_cell(record.latitude, record.longitude),
+        mask(record.plugs, PLUGS),
+        mask(record.connectors, CONNECTOR_STANDARDS),
+        mask(record.charging_modes, CHARGING_MODES),
+        mask(record.auth_modes, AUTH_MODES),
+        mask(record.payment_options, PAYMENT_OPTIONS),
+        mask(record.value_added_services, VALUE_ADDED_SERVICES),
+        record.accessibility,
+        *_powers(record),
+        record.battery_swap,
+        record.reservable,
+        record.renewable,
+        record.dynamic_info in ("true", "auto"),
+        record.static_status,
+        hours is not None and hours.twentyfourseven,
+        hours_json(record),
+        record.last_update,
+        now,
+        source,
+    )
+
+
+def _powers(record: EvseRecord) -> tuple[float | None, float | None, float | None]:
+    """(ac_kw, dc_kw, max_kw): the highest power of that current, 0 for a facility of that
+    current without a power, None without one; the highest of all (one pass: bulk writes)."""
+    best: dict[str | None, float | None] = {"AC": None, "DC": None}
+    highest = None
+    for facility in record.facilities:
+        current, power = facility.current, facility.power_kw
+        if current is not None:
+            best[current] = max(best[current] or 0.0, power or 0.0)
+        if power is not None:
+            highest = power if highest is None or power > highest else highest
+    return best["AC"], best["DC"], highest
 
 
 def hours_json(record: EvseRecord) -> str | None:
@@ -197,6 +270,9 @@ class SqlEvseRepository:
     def upsert(self, records: Sequence[EvseRecord], source: str, now: datetime) -> None:
         if not records:
             return
+        if len(records) >= _COPY_FROM and on_postgres(self.session):
+            self._upsert_copied(records, source, now)
+            return
         rows = [projection(r, source, now) for r in records]
         stmt = self._insert(EVSE).values(rows)
         columns = {c: stmt.excluded[c] for c in rows[0] if c != "evse_key"}
@@ -208,6 +284,27 @@ class SqlEvseRepository:
                 index_elements=["evse_key"], set_={"document": dstmt.excluded.document}
             )
         )
+
+    def _upsert_copied(self, records: Sequence[EvseRecord], source: str, now: datetime) -> None:
+        """PostgreSQL: COPY the EVSEs not stored yet straight into the tables; the others
+        into session-local staging tables, merged with one statement per table."""
+        cursor = raw_cursor(self.session)
+        cursor.execute(_STORED_SQL, ([r.evse_id.key for r in records],))
+        stored = {key for (key,) in cursor.fetchall()}
+        rows = [projected_row(r, source, now) for r in records]
+        docs = [(r.evse_id.key, r.document) for r in records]
+        for table, columns, values in ((EVSE, PROJECTED, rows), (DOCUMENT, _DOC_COLUMNS, docs)):
+            copy_rows(cursor, table.name, columns, [v for v in values if v[0] not in stored])
+            known = [v for v in values if v[0] in stored]  # evse_key comes first in both
+            if known:
+                staged = f"{_STAGE_PREFIX}{table.name}"
+                cursor.execute(
+                    f"CREATE TEMP TABLE IF NOT EXISTS {staged} AS "  # noqa: S608 - our own names
+                    f"SELECT {', '.join(columns)} FROM {table.name} WITH NO DATA"
+                )
+                copy_rows(cursor, staged, columns, known)
+                cursor.execute(_merge_sql(table.name, staged, columns))
+                cursor.execute(f"TRUNCATE {staged}")
 
     def delete(self, evse_keys: Collection[str]) -> int:
         deleted = 0
@@ -358,6 +455,7 @@ class SqlEvseRepository:
             row.pull_last_full_at,
             row.pull_last_error,
             row.pull_records,
+            row.pull_as_of,
         )
 
     def record_pull(self, state: PullState) -> None:
@@ -367,6 +465,7 @@ class SqlEvseRepository:
             "pull_last_full_at": state.last_full_at,
             "pull_last_error": state.last_error,
             "pull_records": state.records,
+            "pull_as_of": state.as_of,
         }
         result = self.session.execute(
             update(OPERATOR).where(OPERATOR.c.operator_key == state.operator_key).values(values)
@@ -382,6 +481,83 @@ class SqlEvseRepository:
                     **values,
                 )
             )
+
+    def record_pull_run(self, run: PullRun) -> int:
+        values = {
+            "operator_key": run.operator_key,
+            "operator_wire": run.operator_wire,
+            "partner_id": run.partner_id,
+            "kind": run.kind.value,
+            "trigger": run.trigger.value,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+            "outcome": run.outcome.value,
+            "failure_kind": run.failure_kind,
+            "fault_code": run.fault_code,
+            "failure_detail": run.failure_detail,
+            "received": run.received,
+            "stored": run.stored,
+            "deleted": run.deleted,
+            "rejected": run.rejected,
+            "as_of": run.as_of,
+            "note": run.note,
+            "rejections": run.rejections_json(),
+        }
+        return int(
+            self.session.execute(PULL.insert().values(values).returning(PULL.c.id)).scalar_one()
+        )
+
+    def pull_runs(
+        self, operator_key: str | None, page: tuple[int, int]
+    ) -> tuple[list[PullRun], int]:
+        offset, limit = page
+        where = [PULL.c.operator_key == operator_key] if operator_key else []
+        total = self.session.scalar(select(func.count()).select_from(PULL).where(*where))
+        rows = self.session.execute(
+            select(PULL)
+            .where(*where)
+            .order_by(PULL.c.started_at.desc(), PULL.c.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return [_pull_run(row) for row in rows], int(total or 0)
+
+    def last_pull_run(
+        self, operator_key: str, kinds: Collection[PullKind], outcome: PullOutcome | None
+    ) -> PullRun | None:
+        stmt = select(PULL).where(
+            PULL.c.operator_key == operator_key, PULL.c.kind.in_([k.value for k in kinds])
+        )
+        if outcome is not None:
+            stmt = stmt.where(PULL.c.outcome == outcome.value)
+        row = self.session.execute(
+            stmt.order_by(PULL.c.started_at.desc(), PULL.c.id.desc()).limit(1)
+        ).first()
+        return _pull_run(row) if row is not None else None
+
+
+def _pull_run(row: Any) -> PullRun:
+    return PullRun(
+        row.operator_key,
+        row.operator_wire,
+        row.partner_id,
+        PullKind(row.kind),
+        Trigger(row.trigger),
+        row.started_at,
+        row.finished_at,
+        PullOutcome(row.outcome),
+        received=row.received,
+        stored=row.stored,
+        deleted=row.deleted,
+        rejected=row.rejected,
+        as_of=row.as_of,
+        failure_kind=row.failure_kind,
+        fault_code=row.fault_code,
+        failure_detail=row.failure_detail,
+        note=row.note,
+        rejections=rejections_from_json(row.rejections),
+        run_id=row.id,
+    )
 
 
 # --------------------------------------------------------------------- query building

@@ -347,7 +347,6 @@ class PricePlanRow(Base):
     used_in_statement: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
-
 class ClearingStatementRow(Base):
     """A clearing run: issued (one per period, immutable) or provisional (kept 24 hours)."""
 
@@ -483,9 +482,7 @@ class CustomerContractRow(Base):
     wire form, the columns authorization and read-back filter on beside it."""
 
     __tablename__ = "customer_contract"
-    __table_args__ = (
-        Index("ix_customer_contract_provider_key", "provider_key", "contract_key"),
-    )
+    __table_args__ = (Index("ix_customer_contract_provider_key", "provider_key", "contract_key"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contract_key: Mapped[str] = mapped_column(String(16), unique=True)
@@ -731,6 +728,8 @@ class EvseOperatorRow(Base):
     pull_last_full_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     pull_last_error: Mapped[str | None] = mapped_column(Text)
     pull_records: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    #: The CLM's asOf of the last successful master-data pull: the since of the next delta.
+    pull_as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class EvseUploadRow(Base):
@@ -796,3 +795,39 @@ class ReservationRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
     cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     cancel_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class EvsePullRow(Base):
+    """One run of a pull from an operator's CLM (domain/charging/pull.py), ok or failed.
+
+    Written when the run ends: with the data it stored, in the same transaction, or after
+    the rollback with the failure's kind and detail. ``as_of`` is the CLM's mark of the run
+    (the since of the next status pull reads it); ``rejections`` holds the first rejected
+    records as JSON ([evseId, reason, field, message], ...).
+    """
+
+    __tablename__ = "evse_pull"
+    __table_args__ = (
+        Index("ix_evse_pull_operator", "operator_key", "kind", "started_at"),
+        Index("ix_evse_pull_started", "started_at"),
+    )
+
+    id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)
+    operator_key: Mapped[str] = mapped_column(String(8))
+    operator_wire: Mapped[str] = mapped_column(String(8))
+    partner_id: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(8))  # full | delta | status
+    trigger: Mapped[str] = mapped_column(String(8))  # cli | schedule
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    outcome: Mapped[str] = mapped_column(String(8))  # ok | failed
+    failure_kind: Mapped[str | None] = mapped_column(String(16))
+    fault_code: Mapped[str | None] = mapped_column(String(64))
+    failure_detail: Mapped[str | None] = mapped_column(Text)
+    received: Mapped[int] = mapped_column(Integer)
+    stored: Mapped[int] = mapped_column(Integer)
+    deleted: Mapped[int] = mapped_column(Integer)
+    rejected: Mapped[int] = mapped_column(Integer)
+    as_of: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    note: Mapped[str | None] = mapped_column(Text)
+    rejections: Mapped[str | None] = mapped_column(Text)

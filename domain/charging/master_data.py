@@ -1,11 +1,11 @@
-"""EVSE master data in: operator uploads now, CLM pulls later, one set of rules for both.
+"""EVSE master data in: operator uploads and CLM pulls, one set of rules for both.
 
-``apply_records`` and ``apply_deletes`` are the only ways master data changes. An upload
-(UploadEvseData) calls them with the caller's action; a pull from the operator's CLM calls
-them with ``FULL_LOAD`` for a full pull and ``UPDATE``/``INSERT``/``DELETE`` for the delta
-it received, then records how the pull went with ``EvseRepository.record_pull``. Every call
-first takes the operator's row lock (``lock_operator``), so uploads and pulls of one operator
-are applied one at a time, in arrival order (OICP 009 precedent).
+``apply_records`` and ``apply_deletes`` are the ways master data changes, with two forms for
+pulls (domain/charging/pull.py) that decide every record by the same rules: a full pull is a
+:class:`FullLoad` fed page by page in one transaction, a delta's inserted and updated records
+go through ``apply_changes`` and its deletions through ``apply_deletes``. Every call first
+takes the operator's row lock (``lock_operator``), so uploads and pulls of one operator are
+applied one at a time, in arrival order (OICP 009 precedent).
 """
 
 from __future__ import annotations
@@ -163,19 +163,67 @@ def apply_records(
     rejected from it (a rejected record keeps its stored version), all in the caller's
     transaction, so readers see the old set or the new one, never a mix.
     """
+    seen: set[str] = set()
+    outcome = _store(uow, operator, action, items, now, source, seen)
+    if action is Action.FULL_LOAD:
+        outcome.deleted_by_full_load = uow.evses.delete_operator_except(operator.key, seen)
+    return outcome
+
+
+class FullLoad:
+    """A full load that arrives in parts (the pages of a CLM's full pull), in one transaction.
+
+    Each part is decided and stored as it comes, as :func:`apply_records` would decide a
+    fullLoad (a record seen in an earlier part is a duplicate); :meth:`finish` then deletes the
+    operator's EVSEs that no part held. Nothing is visible before the caller commits, so a
+    pull that fails at page 37 leaves the stored set as it was.
+    """
+
+    def __init__(
+        self, uow: UnitOfWork, operator: OperatorId, now: datetime, source: str = "pull"
+    ) -> None:
+        self.uow, self.operator, self.now, self.source = uow, operator, now, source
+        self.seen: set[str] = set()
+
+    def add(self, items: Sequence[Item]) -> ApplyOutcome:
+        return _store(
+            self.uow, self.operator, Action.FULL_LOAD, items, self.now, self.source, self.seen
+        )
+
+    def finish(self) -> int:
+        """Delete what the load did not hold; returns how many EVSEs went."""
+        return self.uow.evses.delete_operator_except(self.operator.key, self.seen)
+
+
+def apply_changes(
+    uow: UnitOfWork, operator: OperatorId, items: Sequence[Item], now: datetime, source: str
+) -> ApplyOutcome:
+    """Store records whatever gembus holds of them (a CLM's delta: inserted or updated there,
+    so stored here), unless they break a rule or are older than the stored version."""
+    return _store(uow, operator, Action.FULL_LOAD, items, now, source, set())
+
+
+def _store(
+    uow: UnitOfWork,
+    operator: OperatorId,
+    action: Action,
+    items: Sequence[Item],
+    now: datetime,
+    source: str,
+    seen: set[str],
+) -> ApplyOutcome:
+    """Decide each record (``seen``: keys of this load so far) and upsert the accepted ones."""
     repo = uow.evses
     repo.lock_operator(operator.key, operator.wire, now)
     keys = [i.evse_id.key for i in items if isinstance(i, EvseRecord)]
     stored = repo.last_updates(keys)
-    outcome, accepted, seen = ApplyOutcome(), [], set[str]()
+    outcome, accepted = ApplyOutcome(), []
     for item in items:
         result = _decide(item, operator, action, stored, seen)
         outcome.results.append(result)
         if result.accepted and isinstance(item, EvseRecord):
             accepted.append(item)
     repo.upsert(accepted, source, now)
-    if action is Action.FULL_LOAD:
-        outcome.deleted_by_full_load = repo.delete_operator_except(operator.key, seen)
     return outcome
 
 
@@ -256,8 +304,13 @@ def content_hash(body: bytes) -> str:
 
 @dataclass(frozen=True)
 class PullState:
-    """How gembus's last pulls from one operator's CLM went (kept per operator, so the next
-    delta pull asks for changes since ``last_success_at`` and a failure stays visible)."""
+    """How gembus's last master-data pulls from one operator's CLM went, kept per operator:
+    the next delta asks for the changes since ``as_of`` and a failure stays visible.
+
+    The times are gembus's (``last_attempt_at`` decides when the operator is due again);
+    ``as_of`` is the CLM's own mark (the asOf of the last successful pull's first page), so
+    the two clocks never need to agree. ``records``: what that pull received.
+    """
 
     operator_key: str
     last_attempt_at: datetime | None = None
@@ -265,3 +318,4 @@ class PullState:
     last_full_at: datetime | None = None
     last_error: str | None = None
     records: int = 0
+    as_of: datetime | None = None

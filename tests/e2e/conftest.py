@@ -99,8 +99,9 @@ def offer_reservation_service(
     return str(service.serviceId)
 
 
-def gembus_cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
+def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``gembus`` as a user runs it; the caller checks the exit status."""
+    return subprocess.run(
         [sys.executable, "-m", "gembus.cli", *args],
         env=env,
         cwd=REPO,
@@ -109,6 +110,10 @@ def gembus_cli(env: dict[str, str], *args: str) -> str:
         timeout=120,
         check=False,
     )
+
+
+def gembus_cli(env: dict[str, str], *args: str) -> str:
+    done = run_cli(env, *args)
     assert done.returncode == 0, f"gembus {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 

@@ -31,9 +31,12 @@ small state per EVSE (number, version, lastUpdate) is kept; records are rendered
 
 **Control** (``POST /_control`` with a JSON object; :class:`ClmDataProcess` wraps it):
 
-* ``{"action": "change", "update": [ids], "delete": [ids], "insert": k}``: change records;
-  answers the IDs touched and their ``changedAt``. Inserted EVSEs get the next numbers.
-* ``{"action": "status", "evseIds": [ids]}``: a new live status for these EVSEs.
+* ``{"action": "change", "update": [ids], "delete": [ids], "insert": k, "reassign": {id:
+  operatorId}}``: change records; answers the IDs touched and their ``changedAt``. Inserted
+  EVSEs get the next numbers; a reassigned EVSE is updated to a record of another operator
+  (its evseId and operatorId), which gembus must reject.
+* ``{"action": "status", "evseIds": [ids], "ttl_s": s}``: a new live status for these EVSEs
+  (``ttl_s``, optional: its ttl in seconds from now instead of the typical one).
 * ``{"action": "mode", "mode": m, "delay_s": s, "after": n}``: from the (n+1)-th SOAP request
   on, answer in mode ``m``: ``ok``, ``slow`` (wait ``delay_s``, then answer), ``garbage``
   (200 with broken XML), ``schema_invalid`` (the real answer plus an element the XSD does not
@@ -54,7 +57,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -174,11 +177,16 @@ class Rng:
 
 @dataclass(frozen=True)
 class EvseState:
-    """What the fake keeps per EVSE; the record is rendered from it on demand."""
+    """What the fake keeps per EVSE; the record is rendered from it on demand.
+
+    ``operator_id``: render the record as another operator's EVSE (its evseId and
+    operatorId), data a CLM must not send and gembus must reject; None: the CLM's own.
+    """
 
     number: int
     version: int
     last_update: datetime
+    operator_id: str | None = None
 
 
 def evse_id_of(operator_id: str, number: int) -> str:
@@ -405,16 +413,26 @@ class ClmDataState:
         return self._sorted
 
     def render(self, states: Iterable[EvseState]) -> list[etree._Element]:
-        return render_records(render_record(self.operator_id, self.seed, s) for s in states)
+        return render_records(
+            render_record(s.operator_id or self.operator_id, self.seed, s) for s in states
+        )
 
-    def change(self, update: list[str], delete: list[str], insert: int) -> dict[str, Any]:
-        """Apply changes now; each one gets its own changedAt and a change-log entry."""
+    def change(
+        self,
+        update: list[str],
+        delete: list[str],
+        insert: int,
+        reassign: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """Apply changes now; each one gets its own changedAt and a change-log entry.
+        ``reassign`` (EVSE ID -> operator ID) updates EVSEs to records of another operator."""
         with self.lock:
             done: dict[str, Any] = {"updated": [], "deleted": [], "inserted": []}
-            for evse_id in update:
+            renamed = dict(reassign or {})
+            for evse_id in [*update, *renamed]:
                 old = self.evses[evse_id]
                 at = self.clock.tick()
-                state = EvseState(old.number, old.version + 1, at)
+                state = EvseState(old.number, old.version + 1, at, renamed.get(evse_id))
                 self._put(state, at)
                 self.changes.append(Change(at, evse_id, "update", state))
                 done["updated"].append(evse_id)
@@ -434,12 +452,16 @@ class ClmDataState:
             done["changedUntil"] = self.clock.tick().isoformat()
             return done
 
-    def change_status(self, evse_ids: list[str]) -> list[str]:
+    def change_status(self, evse_ids: list[str], ttl_s: float | None = None) -> list[str]:
+        """A new live status for each EVSE; ``ttl_s`` overrides its typical ttl (seconds)."""
         with self.lock:
             for evse_id in evse_ids:
                 state = self.evses[evse_id]
                 version = int(self.clock.tick().timestamp() * 1e6)
-                self.statuses[evse_id] = self._new_status(state.number, version, self.clock.tick())
+                status = self._new_status(state.number, version, self.clock.tick())
+                if ttl_s is not None:
+                    status = replace(status, ttl=status.changed_at + timedelta(seconds=ttl_s))
+                self.statuses[evse_id] = status
             return evse_ids
 
     # ---- reads
@@ -797,9 +819,14 @@ class ClmDataApp:
                 list(command.get("update", ())),
                 list(command.get("delete", ())),
                 int(command.get("insert", 0)),
+                dict(command.get("reassign", {})),
             )
         elif action == "status":
-            answer = {"changed": self.state.change_status(list(command["evseIds"]))}
+            ttl_s = command.get("ttl_s")
+            changed = self.state.change_status(
+                list(command["evseIds"]), float(ttl_s) if ttl_s is not None else None
+            )
+            answer = {"changed": changed}
         elif action == "mode":
             self.state.set_mode(
                 command["mode"], float(command.get("delay_s", 0)), int(command.get("after", 0))
@@ -900,12 +927,29 @@ class ClmDataProcess(RecordingProcess):
             return json.loads(answer.read())
 
     def change(
-        self, *, update: Iterable[str] = (), delete: Iterable[str] = (), insert: int = 0
+        self,
+        *,
+        update: Iterable[str] = (),
+        delete: Iterable[str] = (),
+        insert: int = 0,
+        reassign: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         answer: dict[str, Any] = self.control(
-            action="change", update=list(update), delete=list(delete), insert=insert
+            action="change",
+            update=list(update),
+            delete=list(delete),
+            insert=insert,
+            reassign=dict(reassign or {}),
         )
         return answer
+
+    def new_status(self, evse_ids: Iterable[str], *, ttl_s: float | None = None) -> list[str]:
+        """A new live status for these EVSEs (with a ttl of ``ttl_s`` seconds, if given)."""
+        command: dict[str, Any] = {"action": "status", "evseIds": list(evse_ids)}
+        if ttl_s is not None:
+            command["ttl_s"] = ttl_s
+        changed: list[str] = self.control(**command)["changed"]
+        return changed
 
     def set_mode(self, mode: str, *, delay_s: float = 0.0, after: int = 0) -> None:
         self.control(action="mode", mode=mode, delay_s=delay_s, after=after)

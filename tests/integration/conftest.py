@@ -15,6 +15,7 @@ from persistence.migrate import upgrade
 #: Child tables first: the PostgreSQL database is shared by the whole session.
 TABLES = (
     "reservation",
+    "evse_pull",
     "evse_upload",
     "evse_operator",
     "evse_status",

@@ -98,3 +98,21 @@ def roaming_agreement(
             uow, operator, operator_id, provider_id, Validity(valid_from)
         )
         uow.commit()
+
+
+def published_clm(uow_factory: Callable[[], UnitOfWork], provider: Partner, base_url: str) -> None:
+    """The provider's CLM services (ProvideEVSE-MasterData and ProvideEVSEStatusData at the
+    paths of tests/fakes/clm_data.py under ``base_url``), registered and published."""
+    from tests.fakes.clm_data import MASTERDATA_PATH, STATUS_PATH
+
+    with uow_factory() as uow:
+        for family, path in (("evse_masterdata", MASTERDATA_PATH), ("evse_status", STATUS_PATH)):
+            data = ServiceData(
+                f"{provider.partner_id} CLM {family}",
+                ServiceCategory.VALUE_ADDED,
+                InterfaceRef(family, 1),
+                base_url + path,
+            )
+            service = catalogue.register_service(uow, AcceptingInspector(), provider, None, data)
+            catalogue.change_lifecycle(uow, provider, service.service_id, LifecycleState.PUBLISHED)
+        uow.commit()

@@ -32,6 +32,8 @@ def test_every_command_has_help_and_is_documented() -> None:
         ("outbox", "retry"),
         ("outbox", "purge"),
         ("events", "publish"),
+        ("evse", "pull"),
+        ("evse", "pulls"),
         ("sdr", "delivery", "set"),
         ("sdr", "delivery", "list"),
         ("sdr", "deliver-batches"),
