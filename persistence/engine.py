@@ -14,14 +14,19 @@ IDLE_PING_S = 5.0
 _CHECKED_IN_AT = "gembus_checked_in_at"
 
 
-def make_engine(url: str) -> Engine:
-    """Create the engine; SQLite gets WAL and foreign keys, PostgreSQL a ping after idling."""
+def make_engine(url: str, *, autocommit: bool = False) -> Engine:
+    """Create the engine; SQLite gets WAL and foreign keys, PostgreSQL a ping after idling.
+
+    ``autocommit`` (PostgreSQL only): every connection of the pool is in autocommit from the
+    start, for single-statement reads (see read_session_factory).
+    """
     if url.startswith("sqlite"):
         _ensure_sqlite_dir(url)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    engine = create_engine(url, pool_size=5, max_overflow=10)
+    options: dict[str, Any] = {"isolation_level": "AUTOCOMMIT"} if autocommit else {}
+    engine = create_engine(url, pool_size=5, max_overflow=10, **options)
     event.listen(engine, "checkin", _stamp_checkin)
     event.listen(engine, "checkout", _ping_if_idle)
     return engine
@@ -72,11 +77,13 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 
 def read_session_factory(factory: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions for single-statement reads: autocommit on PostgreSQL, where psycopg2 would
-    otherwise send BEGIN before the statement and the session ROLLBACK after it (two round
-    trips around one). Other databases keep ``factory``'s sessions."""
+    """Sessions for single-statement reads: on PostgreSQL, from a pool of its own whose
+    connections are in autocommit from the start. psycopg2 would otherwise send BEGIN before
+    the statement and the session ROLLBACK after it (two round trips around one); switching a
+    pooled connection to autocommit and back costs a round trip each way, so the read pool
+    never switches. Other databases keep ``factory``'s sessions."""
     bind = factory.kw.get("bind")
     if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
         return factory
-    autocommit = bind.execution_options(isolation_level="AUTOCOMMIT")
-    return sessionmaker(autocommit, expire_on_commit=False)
+    reads = make_engine(bind.url.render_as_string(hide_password=False), autocommit=True)
+    return sessionmaker(reads, expire_on_commit=False)
