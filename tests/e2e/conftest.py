@@ -99,6 +99,24 @@ def offer_reservation_service(
     return str(service.serviceId)
 
 
+def forget_evses(server: LiveServer, *operator_ids: str) -> None:
+    """Remove these operators' EVSEs from the shared server when a module is done with them:
+    the search tests compare every EVSE the server holds with a brute-force reference."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(server.env["GEMBUS_DATABASE_URL"])
+    keys = {"keys": [o.replace("*", "").replace("-", "") for o in operator_ids]}
+    owned = "SELECT evse_key FROM evse WHERE operator_key = ANY(:keys)"
+    with engine.begin() as connection:
+        for table in ("evse_status", "evse_document"):
+            connection.execute(
+                text(f"DELETE FROM {table} WHERE evse_key IN ({owned})"),
+                keys,
+            )
+        connection.execute(text("DELETE FROM evse WHERE operator_key = ANY(:keys)"), keys)
+    engine.dispose()
+
+
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     """``gembus`` as a user runs it; the caller checks the exit status."""
     return subprocess.run(

@@ -21,7 +21,7 @@ import pytest
 
 from adapters.clm_client import EvseStatusClient
 from tests.conftest import REPO
-from tests.e2e.conftest import LiveServer, gembus_cli, register_operator, run_cli
+from tests.e2e.conftest import LiveServer, forget_evses, gembus_cli, register_operator, run_cli
 from tests.fakes.clm_data import (
     MASTERDATA_PATH,
     ClmDataProcess,
@@ -63,10 +63,11 @@ def clm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClmDataProcess]:
 
 
 @pytest.fixture(scope="module")
-def operator(live_server: LiveServer, clm: ClmDataProcess) -> str:
+def operator(live_server: LiveServer, clm: ClmDataProcess) -> Iterator[str]:
     password = register_operator(live_server, PARTNER, OPERATOR)
     publish_clm(live_server, PARTNER, password, clm)
-    return password
+    yield password
+    forget_evses(live_server, OPERATOR)  # the search tests compare every EVSE stored
 
 
 def searched(server: LiveServer) -> dict[str, Any]:
@@ -180,6 +181,7 @@ def test_two_cli_pulls_of_one_operator_do_not_both_pull(
     assert len(requests) == 3  # one full read, three pages
     listed = gembus_cli(live_server.env, "evse", "pulls", "--operator", "DE*PLS")
     assert listed.count("DE*PLS") == 1
+    forget_evses(live_server, "DE*PLS")
 
 
 @pytest.fixture

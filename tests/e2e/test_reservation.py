@@ -27,6 +27,7 @@ from bus.contracts import all_contracts
 from bus.guard import WSSE_NS
 from tests.e2e.conftest import (
     LiveServer,
+    forget_evses,
     gembus_cli,
     offer_reservation_service,
     register_operator,
@@ -104,6 +105,7 @@ def operators(
     finally:
         for operator in found.values():
             operator.clm.kill()
+        forget_evses(live_server, *(o.operator_id for o in found.values()))
 
 
 def evsp(server: LiveServer, user: tuple[str, str] = TNM) -> Any:

@@ -184,7 +184,8 @@ def test_status_push_rules_and_outbox(gembus: Gembus) -> None:
         assert evsp is not None
         sub = subscribe(uow, evsp, Topic.EVSE_STATUS_CHANGED, "http://127.0.0.1:9/n", None, NOW)
         uow.commit()
-    soon = NOW + timedelta(minutes=5)
+    now = datetime.now(UTC)  # not the module's NOW: a ttl is judged against the real clock
+    soon = now + timedelta(minutes=5)
     root = push(
         gembus.app,
         ICE,
@@ -194,7 +195,7 @@ def test_status_push_rules_and_outbox(gembus: Gembus) -> None:
             ("DE*ICE*E1", "available", "available", soon),
             ("DE*ICE*E404", "available", None, soon),
             ("DE*BMW*E1", "available", None, soon),
-            ("DE*ICE*E1", "available", None, NOW - timedelta(minutes=1)),
+            ("DE*ICE*E1", "available", None, now - timedelta(minutes=1)),
         ],
     )
     assert [r[2] for r in results(root)] == [
@@ -217,14 +218,19 @@ def queued(gembus: Gembus, subscription_id: str) -> int:
 
 def test_expired_status_reads_as_unknown(gembus: Gembus) -> None:
     upload(gembus.app, ICE, "DE*ICE", "insert", [Spec("DE*ICE*E1", "DE*ICE", 52.5, 13.4)])
-    push(
+    now = datetime.now(UTC)  # a ttl is judged against the real clock
+    pushed = push(
         gembus.app,
         ICE,
         "DE*ICE",
-        [("DE*ICE*E1", "not-available", "charging", NOW + timedelta(seconds=2))],
+        [("DE*ICE*E1", "not-available", "charging", now + timedelta(minutes=5))],
     )
+    assert [r[2] for r in results(pushed)] == [None]  # accepted: a live status is stored
     with gembus.engine.begin() as c:  # time passes: move the ttl into the past
-        c.execute(text("UPDATE evse_status SET ttl = :t"), {"t": NOW - timedelta(seconds=1)})
+        moved = c.execute(
+            text("UPDATE evse_status SET ttl = :t"), {"t": now - timedelta(seconds=1)}
+        )
+    assert moved.rowcount == 1
     body = f'<s:GetEvseStatusById xmlns:s="{S}"><s:evseId>DE*ICE*E1</s:evseId><s:evseId>DE*ICE*E2</s:evseId></s:GetEvseStatusById>'
     root = etree.fromstring(soap(gembus.app, "evse_search", "GetEvseStatusById", body, NAVI).body)
     assert [e.findtext(f".//{{{EV}}}major") for e in root.iter(f"{{{S}}}evseStatus")] == [

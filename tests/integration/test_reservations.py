@@ -181,8 +181,7 @@ def soap(gembus: Gembus, operation: str, body: str) -> etree._Element:
     return child
 
 
-def reserve_body(evse: str, reference: str) -> str:
-    expiry = (NOW + timedelta(minutes=30)).isoformat()
+def reserve_body(evse: str, reference: str, expiry: str) -> str:
     return (
         "<r:providerId>NL-TNM</r:providerId><r:contractId>NL-TNM-000122045-U</r:contractId>"
         f"<r:evseId>{evse}</r:evseId><r:partnerReservationId>{reference}</r:partnerReservationId>"
@@ -199,16 +198,17 @@ def test_reserve_repeat_refuse_and_cancel_through_the_app(
 ) -> None:
     app, _ = clm
     started = datetime.now(UTC)
-    held = soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E1*1", "TNM-A"))
+    expiry = (datetime.now(UTC) + timedelta(minutes=30)).isoformat()  # judged by the real clock
+    held = soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E1*1", "TNM-A", expiry))
     reservation_id = held.findtext(f"{{{R}}}reservationId")
     assert reservation_id == "DEICE-R1"
-    again = soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E1*1", "TNM-A"))
+    again = soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E1*1", "TNM-A", expiry))
     assert etree.tostring(again) == etree.tostring(held) and len(app.received) == 1
-    assert code_of(soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E2*1", "TNM-B"))) == (
+    assert code_of(soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E2*1", "TNM-B", expiry))) == (
         "Client.EvseNotReservable"
     )
     assert len(app.received) == 1  # gembus's own refusal
-    assert code_of(soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E3*1", "TNM-C"))) == (
+    assert code_of(soap(gembus, "ReserveEvse", reserve_body("DE*ICE*E3*1", "TNM-C", expiry))) == (
         "Client.EvseNotReservable"
     )
     assert len(app.received) == 2  # the CLM's
