@@ -74,7 +74,7 @@ def _receiver() -> Iterator[str]:
             try:
                 requests.get(url, timeout=1)
                 break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # not up yet, or still booting
                 time.sleep(0.2)
         yield url
     finally:
