@@ -88,11 +88,13 @@ def run(
     _prepare(url, env, count)
     rnd = random.Random(6)
     bodies = [_body(rnd) for _ in range(int(seconds * 600) + 400)]
+    alone = [_body(rnd) for _ in range(int(seconds * 300))]  # fresh nonces for the 1-client run
     with _gunicorn("bench.echo_app:app", env) as port:
         echo = _load(port, "/echo", ACTION, bodies, seconds, clients)
     with _gunicorn("gembus.wsgi:app", env) as port:
         _load(port, "/services/evse_search", ACTION, bodies[:400], 2.0, clients)  # warm up
         figures = _load(port, "/services/evse_search", ACTION, bodies[400:], seconds, clients)
+        one = _load(port, "/services/evse_search", ACTION, alone, seconds / 2, 1)
     ratio = figures["rps"] / echo["rps"]
     print(
         f"search EVSE: {count:,} EVSEs on postgresql, 10 km + CCS plug, pages of 10, "
@@ -105,7 +107,13 @@ def run(
     print(
         f"  gembus SearchEvse                        {figures['rps']:>8} req/s  "
         f"p50 {figures['p50_ms']} ms  p99 {figures['p99_ms']} ms  errors {figures['errors']}  "
-        f"({ratio:.2f}x the limit; targets p50 <= 15 ms, >= 300/s)"
+        f"({ratio:.2f}x the limit; target >= 300/s)"
+    )
+    print(
+        f"  gembus SearchEvse, one client            {one['rps']:>8} req/s  "
+        f"p50 {one['p50_ms']} ms  p99 {one['p99_ms']} ms  errors {one['errors']}  (target p50 <= 15 ms; "
+        f"at {clients} closed-loop clients the mean latency is {clients} / throughput, "
+        f"{1000 * clients / 300:.0f} ms at 300/s)"
     )
     return {
         "evses": count,
@@ -113,4 +121,5 @@ def run(
         "seconds": seconds,
         "limit_echo": echo,
         "gembus": {**figures, "ratio_to_limit": round(ratio, 3)},
+        "gembus_one_client": one,
     }
