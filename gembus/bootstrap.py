@@ -44,6 +44,7 @@ from gembus.secrets import Vault, resolve_key
 from gembus.settings import PROJECT_ROOT, Settings
 from gembus.web import GembusApp
 from persistence.engine import make_engine, make_session_factory, read_session_factory
+from persistence.evse import near_search
 from persistence.fastpath import fast_engine
 from persistence.transaction_log import TransactionLog
 from persistence.unit_of_work import SqlUnitOfWork
@@ -161,7 +162,9 @@ def build(settings: Settings | None = None) -> Gembus:
         session_factory, fast, services.validator, settings.operator_partner_id
     )
     relay = GatewayRelay()  # attached to the gateway below, once it exists
-    services = replace(services, authorizer=authorizer, relay=relay)
+    services = replace(
+        services, authorizer=authorizer, relay=relay, near_search=near_search(engine)
+    )
     context_factory = _context_factory(session_factory, vault, services)
     app = GembusApp(settings, contracts, pipeline, engine, context_factory)
     app.gateway = Gateway(
@@ -197,8 +200,6 @@ def _context_factory(
 
     def make(message_id: str, family: str) -> RequestContext:
         log = get_logger("gembus.soap").bind(message_id=message_id, family=family)
-        return RequestContext(
-            message_id, family, uow, vault, log, services=services, reader=reader
-        )
+        return RequestContext(message_id, family, uow, vault, log, services=services, reader=reader)
 
     return make

@@ -16,7 +16,11 @@ from gembus.errors import AuthenticationError
 
 if TYPE_CHECKING:
     from bus.relay import GatewayRelay
+    from domain.charging.search import Match, SearchQuery
     from domain.clearing.authorizer import Authorizer
+
+    #: Search EVSE's hot shape answered without a unit of work; None: not of that shape.
+    NearSearch = Callable[[SearchQuery], tuple[list[Match], int] | None]
 
 
 def new_message_id() -> str:
@@ -34,6 +38,8 @@ class Services:
     authorizer: Authorizer | None = None
     #: gembus's own services asking a partner's service through the gateway (bus/relay.py).
     relay: GatewayRelay | None = None
+    #: Proximity searches on a connection the worker keeps (persistence/evse.py NearSearch).
+    near_search: NearSearch | None = None
 
 
 class DeferredNonce(Protocol):

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterator, Sequence
-from datetime import datetime, time
+from datetime import UTC, datetime, time
+from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -33,7 +34,9 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import TextualSelect
 
 from domain.charging.master_data import PullState
 from domain.charging.model import (
@@ -73,13 +76,16 @@ from domain.charging.search import (
     grid_cell,
 )
 from persistence.bulk import copy_rows, on_postgres, raw_cursor
+from persistence.fastpath import PreparedQuery
 from persistence.tables import (
+    INDEXED_PLUGS,
     EvseDocumentRow,
     EvseOperatorRow,
     EvsePullRow,
     EvseRow,
     EvseStatusRow,
     EvseUploadRow,
+    plug_predicate,
 )
 
 EVSE = cast(Table, EvseRow.__table__)
@@ -99,12 +105,21 @@ _STORED_SQL = "SELECT evse_key FROM evse WHERE evse_key = ANY(%s)"
 
 
 def _merge_sql(table: str, staged: str, columns: Sequence[str]) -> str:
-    """Upsert the staged rows into ``table`` by evse_key (the staging table is emptied after)."""
+    """Upsert the staged rows into ``table`` by evse_key (the staging table is emptied after).
+
+    A row whose data is what is stored already is left alone (``updated_at`` then keeps the
+    time of its last real change): a scheduled full pull brings every record again, most of
+    them unchanged, and rewriting each (a new row version, an entry in every index, the
+    document compressed again) would cost the database the whole set every time."""
     names = ", ".join(columns)
+    changing = [c for c in columns if c not in ("evse_key", "updated_at")]
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "evse_key")
+    stored = ", ".join(f"{table}.{c}" for c in changing)
+    incoming = ", ".join(f"EXCLUDED.{c}" for c in changing)
     return (
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} "  # noqa: S608
-        f"ON CONFLICT (evse_key) DO UPDATE SET {updates}"
+        f"ON CONFLICT (evse_key) DO UPDATE SET {updates} "
+        f"WHERE ({stored}) IS DISTINCT FROM ({incoming})"
     )
 
 
@@ -397,10 +412,11 @@ class SqlEvseRepository:
     def _search_near(self, values: dict[str, Any], offset: int) -> tuple[list[Match], int] | None:
         """The prepared proximity statement; None for a page past the end (no total on it)."""
         connection = self.session.connection()
-        if not connection.info.get(_NEAR_NAME):
-            connection.exec_driver_sql(f"PREPARE {_NEAR_NAME} {_NEAR_SQL}")
-            connection.info[_NEAR_NAME] = True
-        rows = connection.execute(_NEAR_EXECUTE, values).all()
+        name, sql = _near_statement(values["plugs"])
+        if not connection.info.get(name):
+            connection.exec_driver_sql(f"PREPARE {name} {sql}")
+            connection.info[name] = True
+        rows = connection.execute(_near_execute(name), values).all()
         if rows:
             return [Match(_stored(row), row.distance) for row in rows], int(rows[0].total)
         return ([], 0) if offset == 0 else None
@@ -603,20 +619,84 @@ JOIN evse_document AS d ON d.evse_key = p.evse_key
 LEFT JOIN evse_status AS s ON s.evse_key = p.evse_key
 ORDER BY p.distance, p.evse_key
 """
-_NEAR_EXECUTE = text(
-    f"EXECUTE {_NEAR_NAME} (:cells, :lat, :lon, :lat_rad, :south, :north, :west, :east,"
-    " :statuses, :plugs, :connectors, :modes, :radius, :limit, :offset)"
-).columns(
-    EVSE.c.evse_key,
-    EVSE.c.operator_key,
-    EVSE.c.last_update,
-    DOCUMENT.c.document,
-    STATUS.c.major,
-    STATUS.c.minor,
-    STATUS.c.ttl,
-    column("distance", Float),
-    column("total", Integer),
-)
+_PLUG_CLAUSE = "AND ($10 = 0 OR plug_mask & $10 <> 0)"
+#: Mask of one plug with its own partial index (persistence/tables.py) -> its bit.
+_INDEXED_BITS = {1 << PLUGS.index(plug): PLUGS.index(plug) for plug in INDEXED_PLUGS}
+
+
+def _near_statement(plugs: int) -> tuple[str, str]:
+    """(name, SQL) of the prepared proximity statement for this plug mask: one plug with a
+    partial index of its own gets a statement that carries the index's predicate (a generic
+    plan can only use a partial index whose predicate the statement itself implies)."""
+    bit = _INDEXED_BITS.get(plugs)
+    if bit is None:
+        return _NEAR_NAME, _NEAR_SQL
+    narrowed = f"{_PLUG_CLAUSE}\n          AND {plug_predicate(bit)}"
+    return f"{_NEAR_NAME}_plug{bit}", _NEAR_SQL.replace(_PLUG_CLAUSE, narrowed)
+
+
+class NearSearch:
+    """Search EVSE's hot shape (see _NEAR_SQL) without a session: the prepared statement on a
+    connection the worker thread keeps (persistence/fastpath.py PreparedQuery). The answers
+    are SqlEvseRepository.search's; any other shape, or a page past the end (which needs the
+    total from another statement), answers None and takes the repository."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._query = PreparedQuery(engine)
+
+    def __call__(self, query: SearchQuery) -> tuple[list[Match], int] | None:
+        values = _near_values(query)
+        if values is None:
+            return None
+        name, sql = _near_statement(values["plugs"])
+        rows = self._query.rows(name, sql, _near_raw_execute(name), values)
+        if not rows:
+            return ([], 0) if query.offset == 0 else None
+        return [_raw_match(row) for row in rows], int(rows[0][8])
+
+
+def near_search(engine: Engine) -> NearSearch | None:
+    """The fast proximity search where the database has the prepared statement (PostgreSQL)."""
+    return NearSearch(engine) if engine.dialect.name == "postgresql" else None
+
+
+def _raw_match(row: tuple[Any, ...]) -> Match:
+    """A row of _NEAR_SQL as psycopg2 returns it (timestamps made UTC as UtcDateTime does)."""
+    key, operator, last_update, document, major, minor, ttl, distance, _total = row
+    status = (
+        EvseStatus(Major(major), minor, ttl.astimezone(UTC) if ttl is not None else None)
+        if major is not None
+        else UNKNOWN
+    )
+    stored = StoredEvse(key, operator, document, last_update.astimezone(UTC), status)
+    return Match(stored, distance)
+
+
+@lru_cache(maxsize=len(INDEXED_PLUGS) + 1)
+def _near_raw_execute(name: str) -> str:
+    return (
+        f"EXECUTE {name} (%(cells)s, %(lat)s, %(lon)s, %(lat_rad)s, %(south)s, %(north)s,"
+        " %(west)s, %(east)s, %(statuses)s, %(plugs)s, %(connectors)s, %(modes)s, %(radius)s,"
+        " %(limit)s, %(offset)s)"
+    )
+
+
+@lru_cache(maxsize=len(INDEXED_PLUGS) + 1)
+def _near_execute(name: str) -> TextualSelect:
+    return text(
+        f"EXECUTE {name} (:cells, :lat, :lon, :lat_rad, :south, :north, :west, :east,"
+        " :statuses, :plugs, :connectors, :modes, :radius, :limit, :offset)"
+    ).columns(
+        EVSE.c.evse_key,
+        EVSE.c.operator_key,
+        EVSE.c.last_update,
+        DOCUMENT.c.document,
+        STATUS.c.major,
+        STATUS.c.minor,
+        STATUS.c.ttl,
+        column("distance", Float),
+        column("total", Integer),
+    )
 
 
 def _near_values(query: SearchQuery) -> dict[str, Any] | None:

@@ -87,3 +87,57 @@ class PreparedStatement:
             cursor.close()
             self._local.connection = connection
         return connection
+
+
+class PreparedQuery:
+    """Read statements prepared on a connection each worker thread keeps, in autocommit.
+
+    For the one read the hottest searches make: a pooled session costs its checkout, its
+    unit of work and its reset (about half a millisecond of Python around a statement of one
+    or two). Statements are prepared on first use per connection, by name. A read is
+    idempotent, so a connection found broken (the database restarted while it idled) is
+    replaced and the read tried once more before the caller sees Server.Unavailable.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+
+    def rows(
+        self, name: str, postgres_sql: str, execute_sql: str, values: dict[str, Any]
+    ) -> list[Any]:
+        """The rows of ``execute_sql`` (``EXECUTE name (...)`` with %(key)s parameters);
+        ``postgres_sql`` is what ``PREPARE name`` gets the first time a connection runs it."""
+        for attempt in (1, 2):
+            connection, prepared = self._connection()
+            try:
+                cursor = connection.cursor()
+                if name not in prepared:
+                    cursor.execute(f"PREPARE {name} {postgres_sql}")
+                    prepared.add(name)
+                cursor.execute(execute_sql, values)
+                rows: list[Any] = cursor.fetchall()
+                cursor.close()
+                return rows
+            except self._broken as exc:
+                self._local.connection = None
+                connection.close()
+                if attempt == 2:
+                    raise UnavailableError("the database is unavailable; retry later") from exc
+        raise AssertionError("unreachable")
+
+    @property
+    def _broken(self) -> tuple[type[Exception], ...]:
+        dbapi = self.engine.dialect.loaded_dbapi  # PEP 249: every driver has both classes
+        return (dbapi.OperationalError, dbapi.InterfaceError)
+
+    def _connection(self) -> tuple[Any, set[str]]:
+        held: tuple[Any, set[str]] | None = getattr(self._local, "connection", None)
+        if held is None or held[0].closed:
+            pooled = self.engine.raw_connection()
+            pooled.detach()  # this thread keeps it: no checkout per request
+            connection: Any = pooled.dbapi_connection
+            connection.autocommit = True
+            held = (connection, set())
+            self._local.connection = held
+        return held

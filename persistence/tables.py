@@ -24,6 +24,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
+from domain.charging.model import PLUGS
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Timezone-aware UTC datetimes on PostgreSQL and SQLite alike (SQLite drops the offset)."""
@@ -634,6 +636,42 @@ _CELL_COVERS = (
 )
 
 
+#: Plugs with a proximity index of their own: the DC fast-charging plugs, each on a minority of
+#: EVSEs, asked for alone ("a CCS charger near me"). A partial copy of ix_evse_cell holding
+#: only their EVSEs lets such a search read a quarter of the rows or fewer (Type 2 or Schuko,
+#: on most EVSEs, would gain nothing). The bit is the plug's position in PLUGS.
+INDEXED_PLUGS = (
+    "TeslaConnector",
+    "CCS Combo 2 Plug (Cable Attached)",
+    "CCS Combo 1 Plug (Cable Attached)",
+    "CHAdeMO",
+)
+
+
+def plug_index_name(bit: int) -> str:
+    return f"ix_evse_cell_plug{bit}"
+
+
+def plug_predicate(bit: int) -> str:
+    """The partial index's WHERE, written as the prepared search writes it (the planner uses
+    a partial index only when the query carries the same predicate)."""
+    return f"plug_mask & {1 << bit} <> 0"
+
+
+def _plug_indexes() -> list[Index]:
+    bits = [PLUGS.index(plug) for plug in INDEXED_PLUGS]
+    return [
+        Index(
+            plug_index_name(bit),
+            "cell",
+            postgresql_include=list(_CELL_COVERS),
+            postgresql_where=text(plug_predicate(bit)),
+            sqlite_where=text(plug_predicate(bit)),
+        )
+        for bit in bits
+    ]
+
+
 class EvseRow(Base):
     """The searchable projection of one EVSE record (domain/charging/model.py).
 
@@ -652,6 +690,7 @@ class EvseRow(Base):
         Index("ix_evse_operator", "operator_key", "evse_key"),
         Index("ix_evse_city", "country", "city_fold"),
         Index("ix_evse_postal_code", "postal_code"),
+        *_plug_indexes(),
     )
 
     id: Mapped[int] = mapped_column(_BigId, primary_key=True, autoincrement=True)

@@ -50,9 +50,7 @@ def authorize_roaming(request: etree._Element, ctx: RequestContext) -> etree._El
     caller = _operator(ctx)
     asked = authorization_request(request)
     pending = ctx.deferred_nonce
-    answer = _authorizer(ctx).authorize(
-        Ask(asked, caller, ctx.message_id, ctx.now(), pending)
-    )
+    answer = _authorizer(ctx).authorize(Ask(asked, caller, ctx.message_id, ctx.now(), pending))
     if pending is not None and not pending.settled:  # recorded by the decision's statement:
         pending.settle(answer.recorded.fresh, answer.recorded.partners_version)  # replay raises
     _log(ctx, answer)

@@ -128,8 +128,12 @@ def search(request: etree._Element, ctx: RequestContext) -> etree._Element:
     query = check_query(read_query(request))
     _ = ctx.actor  # any authenticated partner
     now = ctx.now()
-    with ctx.read() as uow:
-        matches, total = uow.evses.search(query, now)
+    fast = ctx.services.near_search if ctx.services is not None else None
+    found = fast(query) if fast is not None else None
+    if found is None:
+        with ctx.read() as uow:
+            found = uow.evses.search(query, now)
+    matches, total = found
     root = etree.Element(f"{{{NS}}}SearchEvseResponse", nsmap=_NSMAP)
     for match in matches:
         _match(root, match, now)

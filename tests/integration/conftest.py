@@ -49,6 +49,11 @@ TABLES = (
 
 @pytest.fixture
 def gembus(database_url: str) -> Iterator[Gembus]:
+    yield from built_gembus(database_url)
+
+
+def built_gembus(database_url: str) -> Iterator[Gembus]:
+    """The ``gembus`` fixture's body, for tests that need one database only."""
     built = build(
         Settings(
             database_url=database_url,

@@ -7,6 +7,8 @@ plain Python, on PostgreSQL and on SQLite.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,7 +17,7 @@ from lxml import etree
 from sqlalchemy import text
 
 from domain.charging.master_data import Action, apply_records
-from domain.charging.model import EvseRecord
+from domain.charging.model import PLUGS, EvseRecord
 from domain.charging.search import (
     AddressCriteria,
     Management,
@@ -30,7 +32,10 @@ from domain.identifiers import OperatorId
 from domain.pubsub import Topic, subscribe
 from endpoints.evse_types import read_record
 from gembus.bootstrap import Gembus
-from tests.support.evse import Spec, random_specs, record_xml
+from persistence.evse import NearSearch, _near_statement, _near_values
+from persistence.tables import INDEXED_PLUGS
+from tests.integration.conftest import built_gembus
+from tests.support.evse import LAST_UPDATE, Spec, random_specs, record_xml
 from tests.support.soap import WsgiResult, call, envelope, wsse_header
 
 ICE = ("ice-charging", "demo-operator-password")
@@ -314,6 +319,139 @@ def test_search_agrees_with_the_rules_in_python(gembus: Gembus, query: SearchQue
             assert m.distance_km == pytest.approx(
                 haversine_km(p.latitude, p.longitude, r.latitude, r.longitude), abs=1e-6
             )
+
+
+@pytest.fixture
+def pg_gembus(postgres_url: str) -> Iterator[Gembus]:
+    yield from built_gembus(postgres_url)
+
+
+def _stored(gembus: Gembus) -> list[EvseRecord]:
+    specs = random_specs(("DE*ICE", "DE*BMW"), 120)
+    upload(gembus.app, ICE, "DE*ICE", "insert", [s for s in specs if s.operator == "DE*ICE"])
+    upload(gembus.app, BMW, "DE*BMW", "insert", [s for s in specs if s.operator == "DE*BMW"])
+    return [parsed(s) for s in specs]
+
+
+CCS2 = "CCS Combo 2 Plug (Cable Attached)"
+NEAR = [
+    SearchQuery(technical=Technical(plugs=frozenset({CCS2})), proximity=Proximity(52.52, 13.4, 30)),
+    SearchQuery(
+        technical=Technical(plugs=frozenset({"CHAdeMO"}), charging_modes=frozenset({"Mode_4"})),
+        proximity=Proximity(52.52, 13.40, 40.0),
+        page_size=3,
+    ),
+    SearchQuery(
+        technical=Technical(plugs=frozenset({CCS2, "Type 2 Outlet"})),
+        management=Management(static_statuses=frozenset({"Operative"})),
+        proximity=Proximity(52.52, 13.40, 25.0),
+        page=2,
+        page_size=4,
+    ),
+    SearchQuery(proximity=Proximity(52.52, 13.40, 10.0), page=400),
+]
+
+
+@pytest.mark.parametrize("query", NEAR)
+def test_sessionless_proximity_search_answers_as_the_rules(
+    pg_gembus: Gembus, query: SearchQuery
+) -> None:
+    """The fast path gembus.bootstrap builds on PostgreSQL (persistence/evse.py NearSearch)
+    finds what the rules in Python find; a page past the end is left to the repository."""
+    records = _stored(pg_gembus)
+    assert pg_gembus.services is not None and pg_gembus.services.near_search is not None
+    p = query.proximity
+    assert p is not None
+    expected = sorted(
+        (r for r in records if matches(r, query, NOW)),
+        key=lambda r: (
+            haversine_km(p.latitude, p.longitude, r.latitude, r.longitude),
+            r.evse_id.key,
+        ),
+    )
+    found = pg_gembus.services.near_search(query)
+    window = expected[query.offset : query.offset + query.page_size]
+    if not window:
+        assert found is None and expected  # past the end: the repository counts
+        return
+    assert found is not None
+    matched, total = found
+    assert total == len(expected)
+    assert [m.evse.evse_key for m in matched] == [r.evse_id.key for r in window]
+    assert all(m.evse.last_update.tzinfo is UTC for m in matched)
+
+
+def test_sessionless_search_reconnects_when_its_connection_was_cut(pg_gembus: Gembus) -> None:
+    """The connection the worker keeps may die while it idles (a database restart): the read
+    is tried again on a new one instead of failing the partner's search."""
+    _stored(pg_gembus)
+    assert pg_gembus.services is not None
+    fast = pg_gembus.services.near_search
+    assert isinstance(fast, NearSearch)
+    before = fast(NEAR[0])
+    held = fast._query._local.connection[0]
+    with pg_gembus.engine.connect() as connection:
+        connection.execute(
+            text("SELECT pg_terminate_backend(:pid)"), {"pid": held.get_backend_pid()}
+        )
+    assert fast(NEAR[0]) == before and before is not None and before[1] > 0
+    assert fast._query._local.connection[0] is not held
+
+
+def test_a_bulk_upsert_rewrites_only_the_records_that_changed(pg_gembus: Gembus) -> None:
+    """PostgreSQL's COPY + merge path (a CLM page): every changed record is stored, and a row
+    whose data is unchanged keeps its row version and the time of its last real change."""
+    specs = random_specs(("DE*ICE",), 260, seed=3)
+    first, second = NOW - timedelta(hours=2), NOW - timedelta(hours=1)
+    with pg_gembus.uow() as uow:
+        uow.evses.upsert([parsed(s) for s in specs], "pull", first)
+        uow.commit()
+    moved = replace(specs[5], lat=specs[5].lat + 0.01, last_update=LAST_UPDATE + timedelta(days=1))
+    again = [moved if i == 5 else s for i, s in enumerate(specs)]
+    with pg_gembus.engine.connect() as c:
+        versions = dict(c.execute(text("SELECT evse_key, xmin::text FROM evse")).all())
+    with pg_gembus.uow() as uow:
+        uow.evses.upsert([parsed(s) for s in again], "pull", second)
+        uow.commit()
+    with pg_gembus.engine.connect() as c:
+        rows = {
+            key: (xmin, latitude, updated_at)
+            for key, xmin, latitude, updated_at in c.execute(
+                text("SELECT evse_key, xmin::text, latitude, updated_at FROM evse")
+            )
+        }
+        document = c.execute(
+            text("SELECT document FROM evse_document WHERE evse_key = :k"),
+            {"k": parsed(moved).evse_id.key},
+        ).scalar_one()
+    key = parsed(moved).evse_id.key
+    assert rows[key][1] == pytest.approx(moved.lat) and rows[key][2] == second
+    assert rows[key][0] != versions[key] and parsed(moved).document == document
+    unchanged = [k for k in rows if k != key]
+    assert len(unchanged) == 259
+    assert all(rows[k][0] == versions[k] and rows[k][2] == first for k in unchanged)
+
+
+def test_a_search_for_one_fast_charging_plug_can_read_its_own_index(pg_gembus: Gembus) -> None:
+    """The prepared statement for one indexed plug carries the partial index's predicate, so
+    the planner may read that index (a statement that does not imply it never can)."""
+    _stored(pg_gembus)
+    query = NEAR[0]
+    values = _near_values(query)
+    assert values is not None
+    name, sql = _near_statement(values["plugs"])
+    assert name == "gembus_evse_near_plug15"
+    assert _near_statement(values["plugs"] | 1) == ("gembus_evse_near", _near_statement(0)[1])
+    assert len({_near_statement(1 << PLUGS.index(p))[0] for p in INDEXED_PLUGS}) == 4
+    args = ", ".join(f":{k}" for k in values)
+    with pg_gembus.engine.connect() as connection:
+        connection.exec_driver_sql("SET enable_seqscan = off")  # 120 rows: a scan would win
+        connection.exec_driver_sql("SET enable_bitmapscan = off")
+        connection.exec_driver_sql(f"PREPARE probe {sql}")
+        plan = "\n".join(
+            connection.execute(text(f"EXPLAIN EXECUTE probe ({args})"), values).scalars()
+        )
+    assert "ix_evse_cell_plug15" in plan, plan
 
 
 def test_migration_0009_mirrors_the_tables(gembus: Gembus) -> None:
