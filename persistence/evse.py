@@ -93,6 +93,16 @@ DOCUMENT = cast(Table, EvseDocumentRow.__table__)
 STATUS = cast(Table, EvseStatusRow.__table__)
 OPERATOR = cast(Table, EvseOperatorRow.__table__)
 PULL = cast(Table, EvsePullRow.__table__)
+#: What a read answers of each EVSE (``_stored`` reads them by name).
+_STORED_COLUMNS = (
+    EVSE.c.evse_key,
+    EVSE.c.operator_key,
+    EVSE.c.last_update,
+    DOCUMENT.c.document,
+    STATUS.c.major,
+    STATUS.c.minor,
+    STATUS.c.ttl,
+)
 #: Rows per statement when deleting by key (stays under SQLite's variable limit).
 _CHUNK = 500
 #: From this many records on, a PostgreSQL upsert is COPY into a staging table and one merge
@@ -687,13 +697,7 @@ def _near_execute(name: str) -> TextualSelect:
         f"EXECUTE {name} (:cells, :lat, :lon, :lat_rad, :south, :north, :west, :east,"
         " :statuses, :plugs, :connectors, :modes, :radius, :limit, :offset)"
     ).columns(
-        EVSE.c.evse_key,
-        EVSE.c.operator_key,
-        EVSE.c.last_update,
-        DOCUMENT.c.document,
-        STATUS.c.major,
-        STATUS.c.minor,
-        STATUS.c.ttl,
+        *_STORED_COLUMNS,
         column("distance", Float),
         column("total", Integer),
     )
@@ -764,13 +768,7 @@ def _page(page: Any, query: SearchQuery) -> Select[Any]:
     )
     return (
         select(
-            EVSE.c.evse_key,
-            EVSE.c.operator_key,
-            EVSE.c.last_update,
-            DOCUMENT.c.document,
-            STATUS.c.major,
-            STATUS.c.minor,
-            STATUS.c.ttl,
+            *_STORED_COLUMNS,
             page.c.distance,
             page.c.total,
         )
@@ -879,15 +877,7 @@ def _haversine(lat: float, lon: float) -> ColumnElement[float]:
 def _rows_of(keys: Any) -> Select[Any]:
     """Document, operator, last update and stored status of the EVSEs whose key is ``keys``."""
     return (
-        select(
-            EVSE.c.evse_key,
-            EVSE.c.operator_key,
-            EVSE.c.last_update,
-            DOCUMENT.c.document,
-            STATUS.c.major,
-            STATUS.c.minor,
-            STATUS.c.ttl,
-        )
+        select(*_STORED_COLUMNS)
         .select_from(
             EVSE.join(DOCUMENT, DOCUMENT.c.evse_key == EVSE.c.evse_key).outerjoin(
                 STATUS, STATUS.c.evse_key == EVSE.c.evse_key
