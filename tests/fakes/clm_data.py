@@ -27,7 +27,8 @@ Records are rendered with lxml and handed to spyne as ``AnyXml`` elements that a
 their element name (:class:`_RecordSoap11` appends them as they are): spyne decodes the
 requests, dispatches and writes envelopes and faults, but it does not build 100,000 typed
 records one attribute at a time, so a pull benchmark measures the client, not spyne. Only a
-small state per EVSE (number, version, lastUpdate) is kept; records are rendered per page.
+small state per EVSE (number, version, lastUpdate) is kept; a record is rendered the first
+time a page holds it and its text kept (all of them before listening with ``--prerender``).
 
 **Control** (``POST /_control`` with a JSON object; :class:`ClmDataProcess` wraps it):
 
@@ -45,7 +46,7 @@ small state per EVSE (number, version, lastUpdate) is kept; records are rendered
 * ``{"action": "info"}``: the number of EVSEs and the current mode.
 
 As a process: ``python -m tests.fakes.clm_data --operator 'DE*ICE' --evses 2500 [--seed 7]
-[--max-page-size 1000] [--mode slow --delay 5] [--port 0] [--log FILE]``; the first stdout
+[--max-page-size 1000] [--mode slow --delay 5] [--prerender] [--port 0] [--log FILE]``; the first stdout
 line is ``fake-clm-data listening on <base URL>``; :func:`start_clm_data_process` does this.
 """
 
@@ -384,6 +385,7 @@ class ClmDataState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     clock: _Clock = field(default_factory=_Clock)
     _sorted: list[str] | None = None
+    _texts: dict[EvseState, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.operator_key = OperatorId.parse(self.operator_id).key
@@ -413,9 +415,23 @@ class ClmDataState:
         return self._sorted
 
     def render(self, states: Iterable[EvseState]) -> list[etree._Element]:
-        return render_records(
-            render_record(s.operator_id or self.operator_id, self.seed, s) for s in states
-        )
+        return render_records(self._text(s) for s in states)
+
+    def _text(self, state: EvseState) -> str:
+        """A record's text, rendered once per state (a state is immutable; a change makes a
+        new one): a CLM serves its records from storage, it does not compute them anew."""
+        text = self._texts.get(state)
+        if text is None:
+            text = render_record(state.operator_id or self.operator_id, self.seed, state)
+            self._texts[state] = text
+        return text
+
+    def prerender(self) -> None:
+        """Render every current record now, so that pulls measure gembus and the wire, not
+        the fake's generator (the benchmark's fake shares the CPU with gembus)."""
+        with self.lock:
+            for state in self.evses.values():
+                self._text(state)
 
     def change(
         self,
@@ -891,10 +907,13 @@ def make_clm_data_app(
     mode: str = "ok",
     delay_s: float = 0.0,
     log_path: str | None = None,
+    prerender: bool = False,
 ) -> ClmDataApp:
     """A fake CLM of ``operator_id`` serving ``evses`` generated EVSEs, as a WSGI app."""
     state = ClmDataState(operator_id, evses, seed=seed, max_page_size=max_page_size)
     state.set_mode(mode, delay_s)
+    if prerender:
+        state.prerender()
     return ClmDataApp(state, log_path)
 
 
@@ -966,11 +985,12 @@ def start_clm_data_process(
     port: int = 0,
     log_path: str | None = None,
     startup_timeout: float = 30.0,
+    prerender: bool = False,
 ) -> ClmDataProcess:
     """Run ``python -m tests.fakes.clm_data`` and return once it listens."""
     args = ["--operator", operator_id, "--evses", str(evses), "--seed", str(seed)]
     args += ["--max-page-size", str(max_page_size), "--mode", mode, "--delay", str(delay_s)]
-    args += ["--port", str(port)]
+    args += ["--port", str(port)] + (["--prerender"] if prerender else [])
     if log_path is not None:
         args += ["--log", log_path]
     return ClmDataProcess.start(args, log_path=log_path, startup_timeout=startup_timeout)
@@ -993,6 +1013,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--max-page-size", type=int, default=1000)
     parser.add_argument("--mode", choices=MODES, default="ok")
+    parser.add_argument(
+        "--prerender",
+        action="store_true",
+        help="render every record before listening (pulls then measure the client)",
+    )
     args = parser.parse_args(argv)
     app = make_clm_data_app(
         args.operator,
@@ -1002,6 +1027,7 @@ def main(argv: list[str] | None = None) -> None:
         mode=args.mode,
         delay_s=args.delay,
         log_path=args.log,
+        prerender=args.prerender,
     )
     run(app, args, ClmDataProcess)
 

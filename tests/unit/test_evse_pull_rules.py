@@ -165,23 +165,29 @@ def test_the_projected_row_is_the_projection_in_table_order() -> None:
         assert projection(record, "pull", T0) == dict(zip(PROJECTED, row, strict=True))  # type: ignore[arg-type]
 
 
+class Connection:
+    encoding = "UTF8"  # what psycopg2 names the connection's client_encoding
+
+
 class Cursor:
-    def copy_expert(self, sql: str, data: io.StringIO) -> None:
-        self.sql, self.data = sql, data.getvalue()
+    connection = Connection()
+
+    def copy_expert(self, sql: str, data: io.BytesIO) -> None:
+        self.sql, self.data = sql, data.getvalue().decode("utf-8")
 
 
 def test_copy_rows_escapes_what_copy_reserves_and_nothing_else() -> None:
     cursor = Cursor()
     berlin = timezone(timedelta(hours=1))
     rows = [
-        ("plain", 7, 2.5, True, None, datetime(2026, 12, 1, 13, 0, tzinfo=berlin)),
+        ("plain ü", 7, 2.5, True, None, datetime(2026, 12, 1, 13, 0, tzinfo=berlin)),
         ("tab\there", 0, -0.0, False, "back\\slash", T0),
         ("line\nbreak\rreturn", -1, 1e-05, None, "", T0),
     ]
     assert copy_rows(cursor, "t", ["a", "b", "c", "d", "e", "f"], rows) == 3
     assert cursor.sql == "COPY t (a, b, c, d, e, f) FROM STDIN"
     assert cursor.data.split("\n") == [
-        "plain\t7\t2.5\tTrue\t\\N\t2026-12-01T12:00:00+00:00",
+        "plain ü\t7\t2.5\tTrue\t\\N\t2026-12-01T12:00:00+00:00",
         "tab\\there\t0\t-0.0\tFalse\tback\\\\slash\t2026-12-01T12:00:00+00:00",
         "line\\nbreak\\rreturn\t-1\t1e-05\t\\N\t\t2026-12-01T12:00:00+00:00",
         "",

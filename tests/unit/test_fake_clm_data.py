@@ -17,6 +17,8 @@ from tests.fakes.clm_data import (
     STATUS_PATH,
     ClmDataApp,
     make_clm_data_app,
+    render_record,
+    render_records,
 )
 from tests.fakes.common import body_child
 
@@ -88,6 +90,35 @@ def test_the_data_set_is_deterministic() -> None:
         return [r.partition(b"</tns:evse>")[0] for r in answer.split(b"<tns:evse ")[1:]]
 
     assert len(records(first[1])) == 50 and records(first[1]) == records(again[1])
+
+
+def test_prerendered_records_are_those_rendered_on_demand_and_follow_changes() -> None:
+    """The benchmark's fake keeps each record's text: it must serve what rendering serves,
+    and a changed EVSE must not be served from its old text."""
+    lazy = make_clm_data_app("DE*ICE", 40, seed=5)
+    kept = make_clm_data_app("DE*ICE", 40, seed=5, prerender=True)
+
+    def records(app: ClmDataApp) -> list[bytes]:
+        answer = post(app, MASTERDATA_PATH, "GetEvseMasterData")[1]
+        valid_child(MASTERDATA_PATH, answer)
+        return [r.partition(b"</tns:evse>")[0] for r in answer.split(b"<tns:evse ")[1:]]
+
+    before = records(kept)
+    assert len(before) == 40 and before == records(lazy)
+    kept.state.change(["DE*ICE*E0000004"], [], 0)
+    after = records(kept)
+    assert [i for i, (old, new) in enumerate(zip(before, after, strict=True)) if old != new] == [3]
+    changed = kept.state.evses["DE*ICE*E0000004"]
+    assert changed.version == 1
+    served = etree.fromstring(post(kept, MASTERDATA_PATH, "GetEvseMasterData")[1])
+    record = served.findall(f".//{{{MASTERDATA_NS}}}evse")[3]
+    fresh = render_records([render_record("DE*ICE", 5, changed)])[0]
+    assert content(record) == content(fresh)
+
+
+def content(element: etree._Element) -> list[tuple[str, str | None, dict[str, str]]]:
+    """Every element's qualified name, text and attributes: XML equality without prefixes."""
+    return [(str(e.tag), (e.text or "").strip() or None, dict(e.attrib)) for e in element.iter()]
 
 
 def test_delta_lists_exactly_the_changes_with_their_latest_state(app: ClmDataApp) -> None:
