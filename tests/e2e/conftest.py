@@ -15,12 +15,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
 
 from tests.conftest import REPO
 from tests.support.databases import fresh_postgres_database
+
+if TYPE_CHECKING:
+    from tests.fakes.clm_data import ClmDataProcess
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,28 @@ def offer_reservation_service(
         evsp = client(server.base_url, "marketplace", *accepted_by)
         evsp.AcceptOffering(offeringId=offering.offeringId)
     return str(service.serviceId)
+
+
+def publish_clm_data(
+    server: LiveServer, partner_id: str, password: str, clm: ClmDataProcess
+) -> None:
+    """An operator's data-serving CLM registered and published as its ProvideEVSE-MasterData
+    and ProvideEVSEStatusData services, which is how ``gembus evse pull`` and the workers find
+    it; gembus reads both WSDLs at registration."""
+    from tests.support.zeep_validation import client
+
+    market = client(server.base_url, "marketplace", partner_id, password)
+    for family, url in (("evse_masterdata", clm.masterdata_url), ("evse_status", clm.status_url)):
+        service = market.RegisterService(
+            data={
+                "name": f"{partner_id} {family}",
+                "category": "ValueAdded",
+                "serviceInterface": {"family": family, "version": 1},
+                "endpointUrl": url,
+                "description": "the operator's CLM",
+            }
+        )
+        market.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
 
 
 def forget_evses(server: LiveServer, *operator_ids: str) -> None:

@@ -21,7 +21,14 @@ import pytest
 
 from adapters.clm_client import EvseStatusClient
 from tests.conftest import REPO
-from tests.e2e.conftest import LiveServer, forget_evses, gembus_cli, register_operator, run_cli
+from tests.e2e.conftest import (
+    LiveServer,
+    forget_evses,
+    gembus_cli,
+    publish_clm_data,
+    register_operator,
+    run_cli,
+)
 from tests.fakes.clm_data import (
     MASTERDATA_PATH,
     ClmDataProcess,
@@ -40,21 +47,6 @@ NAVI = ("navi-search", "demo-search-password")
 TNM = ("tnm-mobility", "demo-evsp-password")
 
 
-def publish_clm(server: LiveServer, partner_id: str, password: str, clm: ClmDataProcess) -> None:
-    market = client(server.base_url, "marketplace", partner_id, password)
-    for family, url in (("evse_masterdata", clm.masterdata_url), ("evse_status", clm.status_url)):
-        service = market.RegisterService(
-            data={
-                "name": f"{partner_id} {family}",
-                "category": "ValueAdded",
-                "serviceInterface": {"family": family, "version": 1},
-                "endpointUrl": url,
-                "description": "the operator's CLM",
-            }
-        )
-        market.ChangeServiceLifecycle(serviceId=service.serviceId, targetState="published")
-
-
 @pytest.fixture(scope="module")
 def clm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClmDataProcess]:
     log = str(tmp_path_factory.mktemp("clm") / "requests.jsonl")
@@ -65,7 +57,7 @@ def clm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClmDataProcess]:
 @pytest.fixture(scope="module")
 def operator(live_server: LiveServer, clm: ClmDataProcess) -> Iterator[str]:
     password = register_operator(live_server, PARTNER, OPERATOR)
-    publish_clm(live_server, PARTNER, password, clm)
+    publish_clm_data(live_server, PARTNER, password, clm)
     yield password
     forget_evses(live_server, OPERATOR)  # the search tests compare every EVSE stored
 
@@ -165,7 +157,7 @@ def test_two_cli_pulls_of_one_operator_do_not_both_pull(
         "DE*PLS", evses=120, max_page_size=50, mode="slow", delay_s=1.5, log_path=log
     ) as slow:
         password = register_operator(live_server, "pull-slow", "DE*PLS")
-        publish_clm(live_server, "pull-slow", password, slow)  # reads the WSDL: no delay
+        publish_clm_data(live_server, "pull-slow", password, slow)  # reads the WSDL: no delay
         command = [sys.executable, "-m", "gembus.cli", "evse", "pull", "--operator", "DE*PLS"]
         both = [
             subprocess.Popen(
