@@ -30,7 +30,7 @@ from tests.e2e.conftest import (
     run_cli,
 )
 from tests.fakes.clm import ClmProcess, start_clm_process
-from tests.fakes.clm_data import CITIES, ClmDataProcess, ClmDataState, start_clm_data_process
+from tests.fakes.clm_data import CITIES, ClmDataState, start_clm_data_process
 from tests.support.evse import distance_km
 from tests.support.zeep_validation import client
 
@@ -88,7 +88,6 @@ def clm_records() -> list[Record]:
 
 @dataclass
 class Journey:
-    data: ClmDataProcess
     reservations: ClmProcess
     records: list[Record]
 
@@ -112,15 +111,14 @@ def journey(live_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -
             for extra in ((), ("--status",)):
                 pulled = run_cli(live_server.env, "evse", "pull", "--operator", OPERATOR, *extra)
                 assert pulled.returncode == 0, pulled.stdout + pulled.stderr
-            yield Journey(data, reservations, clm_records())
+            yield Journey(reservations, clm_records())
         finally:
             reservations.kill()
             forget_evses(live_server, OPERATOR)
 
 
 def point(city: str) -> tuple[float, float]:
-    (lat, lon) = next((lat, lon) for name, lat, lon, _ in CITIES if name == city)
-    return lat, lon
+    return next((lat, lon) for name, lat, lon, _ in CITIES if name == city)
 
 
 def search(server: LiveServer, **criteria: Any) -> list[Any]:
@@ -149,7 +147,7 @@ def proximity(city: str, radius_km: int) -> dict[str, Any]:
     }
 
 
-def checked_by_distance(matches: list[Any], city: str) -> list[float]:
+def checked_by_distance(matches: list[Any], city: str) -> None:
     """The distances gembus returned, checked against haversine written out in the test."""
     lat, lon = point(city)
     distances = [float(m.distanceKm) for m in matches]
@@ -157,7 +155,6 @@ def checked_by_distance(matches: list[Any], city: str) -> list[float]:
     for match, distance in zip(matches, distances, strict=True):
         c = match.evse.coordinates
         assert abs(distance_km(lat, lon, float(c.latitude), float(c.longitude)) - distance) < 0.01
-    return distances
 
 
 def test_an_evsp_finds_an_available_reservable_ccs_charger_with_all_five_groups(

@@ -46,8 +46,9 @@ time a page holds it and its text kept (all of them before listening with ``--pr
 * ``{"action": "info"}``: the number of EVSEs and the current mode.
 
 As a process: ``python -m tests.fakes.clm_data --operator 'DE*ICE' --evses 2500 [--seed 7]
-[--max-page-size 1000] [--mode slow --delay 5] [--prerender] [--port 0] [--log FILE]``; the first stdout
-line is ``fake-clm-data listening on <base URL>``; :func:`start_clm_data_process` does this.
+[--max-page-size 1000] [--mode slow --delay 5] [--prerender] [--port 0] [--log FILE]``; the
+first stdout line is ``fake-clm-data listening on <base URL>``; :func:`start_clm_data_process`
+does this.
 """
 
 from __future__ import annotations
